@@ -1,0 +1,15 @@
+"""qkdjax: GPU-accelerated Monte Carlo studies of quantum key distribution links.
+
+Import order matters: float64 is switched on before any array is made, because key rates of 1e-12 bit/pulse
+and transmittances of 1e-20 do not survive float32.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from qkdjax.cli import run, version  # noqa: E402
+from qkdjax.io import merge_cubes, open_cube, write_netcdf  # noqa: E402
+
+__version__ = version()
+__all__ = ["run", "open_cube", "merge_cubes", "write_netcdf", "__version__"]

@@ -1,0 +1,3 @@
+from qkdjax.cli import main
+
+main()

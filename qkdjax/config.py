@@ -1,0 +1,250 @@
+"""Config -> validated grid: the one place where user input is checked, before anything is computed.
+
+A numeric parameter given as a list (or through the ``${linspace:..}``/``${logspace:..}`` resolvers) becomes a
+numeric axis; a string choice given as a list becomes a categorical axis. Every value of every axis is checked
+against the range in the parameter's metadata, and every relation between parameters (``source.mu_decoy <
+source.mu_signal`` ...) on every combination of the values it involves. Errors are one line that names the
+parameter, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from qkdjax import parameters
+from qkdjax.parameters import Range
+
+
+class ConfigError(ValueError):
+    """Invalid user input; the message is one line naming the parameter, its value and what is allowed."""
+
+
+def _range_args(name: str, args: tuple, *, integer_bounds: bool = False) -> tuple[float, float, int]:
+    usage = f"${{{name}:start,stop,num}} with num a positive integer"
+    if len(args) != 3:
+        raise ConfigError(f"malformed range: {name} got {len(args)} argument(s), expected {usage}")
+    start, stop, num = args
+    numbers_ok = all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in args)
+    if not numbers_ok or not isinstance(num, int) or num < 1:
+        raise ConfigError(f"malformed range: {name}:{','.join(map(str, args))}, expected {usage}")
+    return float(start), float(stop), num
+
+
+def linspace(*args) -> list[float]:
+    """``${linspace:start,stop,num}``: ``num`` evenly spaced values, both ends included."""
+    return np.linspace(*_range_args("linspace", args)).tolist()
+
+
+def logspace(*args) -> list[float]:
+    """``${logspace:a,b,num}``: ``num`` values from ``10^a`` to ``10^b``, evenly spaced in log10."""
+    return np.logspace(*_range_args("logspace", args)).tolist()
+
+
+OmegaConf.register_new_resolver("linspace", linspace, replace=True)
+OmegaConf.register_new_resolver("logspace", logspace, replace=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """One dimension of the result cube: a dotted config path, its values and CF attributes."""
+
+    name: str
+    values: np.ndarray
+    attrs: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The parameter space of a study: fixed values plus numeric (vectorised) and categorical (looped) axes."""
+
+    fixed: Mapping[str, float]
+    static: Mapping[str, str]
+    numeric_axes: tuple[Axis, ...]
+    categorical_axes: tuple[Axis, ...]
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(a.values) for a in (*self.numeric_axes, *self.categorical_axes))
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How to run and where to write: everything in the config outside the physics groups."""
+
+    seed: int
+    chunk_size: int
+    output_dir: str
+    output_name: str | None
+    output_format: str
+
+
+OUTPUT_FORMATS = ("netcdf",)
+_APP_KEYS = {"seed", "output", "sweep", "hydra"}
+
+
+def _resolve(node: DictConfig, path: str) -> Any:
+    """Resolve one config value, turning interpolation and resolver failures into a ConfigError on ``path``."""
+    try:
+        value = node[path.rsplit(".", 1)[-1]]
+        return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except OmegaConfBaseException as error:
+        cause = error.__cause__ if isinstance(error.__cause__, ConfigError) else error
+        raise ConfigError(f"{path}: {str(cause).splitlines()[0]}") from None
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _numeric_values(path: str, value: Any, allowed: Range) -> np.ndarray:
+    values = value if isinstance(value, list) else [value]
+    if value is None:
+        raise ConfigError(f"{path} is not set (allowed range {allowed})")
+    if isinstance(value, list) and not value:
+        raise ConfigError(f"{path} = [] is an empty sweep axis (give at least one value in {allowed})")
+    for v in values:
+        if not _is_number(v):
+            raise ConfigError(f"{path} = {v!r} is not a number (allowed range {allowed})")
+    array = np.asarray(values, dtype=np.float64)
+    bad = array[~allowed.contains(array)]
+    if bad.size:
+        raise ConfigError(f"{path} = {bad[0]:g} is outside the allowed range {allowed}")
+    if len(np.unique(array)) != len(array):
+        raise ConfigError(f"{path} repeats values in its sweep axis {values}; each value must appear once")
+    return array
+
+
+def _choice_values(path: str, value: Any, choices: Sequence[str]) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value:
+        raise ConfigError(f"{path} = [] is an empty sweep axis (choose from {', '.join(choices)})")
+    for v in values:
+        if v not in choices:
+            raise ConfigError(f"{path} = {v!r} is not one of: {', '.join(choices)}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{path} repeats choices in its sweep axis {values}; each choice must appear once")
+    return values
+
+
+def _group_class(cfg: DictConfig, group: str) -> type:
+    node = cfg.get(group)
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"config group '{group}' is missing (choose one with {group}=NAME)")
+    type_name = node.get("type")
+    try:
+        return parameters.group_class(group, type_name)
+    except KeyError:
+        known = ", ".join(t for t in parameters.GROUPS[group] if t)
+        raise ConfigError(f"{group}.type = {type_name!r} is not one of: {known}") from None
+
+
+def _check_keys(cfg: DictConfig, group: str, cls: type) -> None:
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in cfg[group]:
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{group}.{key}' ({group} accepts: {', '.join(fields)})")
+    for name in fields:
+        if name not in cfg[group]:
+            raise ConfigError(f"config key '{group}.{name}' is missing")
+
+
+def _check_constraints(group: str, cls: type, values: Mapping[str, np.ndarray]) -> None:
+    for constraint in cls.constraints:
+        paths = [f"{group}.{name}" for name in constraint.fields]
+        # Each involved parameter on its own broadcast dimension: all combinations, and no other parameter's.
+        arrays = np.ix_(*(values[p] for p in paths))
+        holds = np.broadcast_to(constraint.holds(*arrays), tuple(len(values[p]) for p in paths))
+        if not holds.all():
+            where = np.argwhere(~holds)[0]
+            found = ", ".join(f"{p} = {values[p][i]:g}" for p, i in zip(paths, where))
+            raise ConfigError(f"{constraint.description} is required, but {found}")
+
+
+def parse_grid(cfg: DictConfig) -> Grid:
+    """Validate the physics groups of a composed config and lay out its grid. Raises ``ConfigError``."""
+    fixed, static, numeric_axes, categorical_axes = {}, {}, [], []
+    for group in parameters.GROUPS:
+        cls = _group_class(cfg, group)
+        _check_keys(cfg, group, cls)
+        numeric = {}
+        for field in dataclasses.fields(cls):
+            path, meta = f"{group}.{field.name}", field.metadata
+            value = _resolve(cfg[group], path)
+            if "choices" in meta:
+                values = _choice_values(path, value, meta["choices"])
+                if isinstance(value, list):
+                    axis_attrs = {"long_name": meta["long_name"]}
+                    categorical_axes.append(Axis(path, np.asarray(values, dtype=object), axis_attrs))
+                else:
+                    static[path] = value
+                continue
+            numeric[path] = _numeric_values(path, value, meta["range"])
+            if isinstance(value, list):
+                numeric_axes.append(Axis(path, numeric[path], {"units": meta["units"], "long_name": meta["long_name"]}))
+            else:
+                fixed[path] = float(numeric[path][0])
+        _check_constraints(group, cls, numeric)
+    return Grid(fixed, static, tuple(numeric_axes), tuple(categorical_axes))
+
+
+def _integer(path: str, value: Any, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{path} = {value!r} must be an integer >= {low}")
+    return value
+
+
+def parse_settings(cfg: DictConfig) -> Settings:
+    """Validate the run settings (seed, chunking, output). Raises ``ConfigError``."""
+    for key in cfg:
+        if key not in _APP_KEYS and key not in parameters.GROUPS:
+            raise ConfigError(f"unknown config key '{key}'")
+    output_format = cfg.output.format
+    if output_format not in OUTPUT_FORMATS:
+        raise ConfigError(f"output.format = {output_format!r} is not one of: {', '.join(OUTPUT_FORMATS)}")
+    return Settings(
+        seed=_integer("seed", cfg.seed, 0),
+        chunk_size=_integer("sweep.chunk_size", cfg.sweep.chunk_size, 1),
+        output_dir=str(cfg.output.dir),
+        output_name=cfg.output.name,
+        output_format=output_format,
+    )
+
+
+def known_keys(primary: DictConfig) -> set[str]:
+    """Dotted keys a command-line override may set: the app settings and every parameter field."""
+    keys = {".".join(p) for p in _leaf_paths(OmegaConf.to_container(primary))}
+    for group, classes in parameters.GROUPS.items():
+        keys |= {f"{group}.{f.name}" for cls in classes.values() for f in dataclasses.fields(cls)}
+    return keys
+
+
+def _leaf_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _leaf_paths(v, (*prefix, str(k)))]
+    return [prefix]
+
+
+def check_override_keys(overrides: Sequence[str], primary: DictConfig, groups: set[str]) -> None:
+    """Reject a command-line override of a key that no config has, with the keys its group accepts."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    keys = known_keys(primary)
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if override.type != OverrideType.CHANGE or key in groups or key.split(".")[0] == "hydra" or key in keys:
+            continue
+        group = key.split(".")[0]
+        siblings = sorted(k.split(".", 1)[1] for k in keys if k.startswith(group + "."))
+        accepts = f" ({group} accepts: {', '.join(siblings)})" if siblings else ""
+        raise ConfigError(f"unknown config key '{key}'{accepts}")
+

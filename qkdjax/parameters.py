@@ -1,0 +1,171 @@
+"""Parameter pytrees: one frozen dataclass per config group, the single source of units, ranges and names.
+
+Every numeric field carries its CF ``units``, a ``long_name`` and its allowed range in the field metadata; string
+fields are static (part of the pytree structure, so a new value compiles a new program) and list their choices.
+The sweep engine reads the same metadata to label cube coordinates, and the validator to reject bad input.
+Physics functions receive these dataclasses with scalar leaves (one grid point) and are vmapped by the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from qkdjax.physics.fibre import fibre_transmittance
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """An interval of allowed values; ``str(Range)`` is how users see it in error messages."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_closed: bool = True
+    high_closed: bool = True
+    integer: bool = False
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        above = x >= self.low if self.low_closed else x > self.low
+        below = x <= self.high if self.high_closed else x < self.high
+        ok = above & below & np.isfinite(x)
+        return ok & (x == np.round(x)) if self.integer else ok
+
+    def __str__(self) -> str:
+        left = "[" if self.low_closed else "("
+        right = "]" if self.high_closed else ")"
+        kind = "integer in " if self.integer else ""
+        return f"{kind}{left}{self.low:g}, {self.high:g}{right}"
+
+
+PROBABILITY = Range(0.0, 1.0)
+POSITIVE = Range(0.0, math.inf, low_closed=False)
+NON_NEGATIVE = Range(0.0, math.inf)
+
+
+def number(units: str, long_name: str, allowed: Range) -> Any:
+    """A numeric (traced, sweepable) field."""
+    return dataclasses.field(metadata={"units": units, "long_name": long_name, "range": allowed})
+
+
+def choice(long_name: str, choices: tuple[str, ...]) -> Any:
+    """A string field: static under jit; a list of choices in a sweep is a categorical axis."""
+    return dataclasses.field(metadata={"static": True, "long_name": long_name, "choices": choices})
+
+
+class Constraint(NamedTuple):
+    """A relation between fields of one group, checked on every combination of their swept values."""
+
+    description: str
+    fields: tuple[str, ...]
+    holds: Callable[..., np.ndarray]
+
+
+def numeric_fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    return tuple(f for f in dataclasses.fields(cls) if "range" in f.metadata)
+
+
+def choice_fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    return tuple(f for f in dataclasses.fields(cls) if "choices" in f.metadata)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class FibreLink:
+    """Single-mode fibre span with lumped extra loss (connectors, splices, switches)."""
+
+    type: str = choice("link model", ("fibre",))
+    distance_km: Any = number("km", "fibre length", NON_NEGATIVE)
+    attenuation_db_per_km: Any = number("dB/km", "fibre attenuation", NON_NEGATIVE)
+    extra_loss_db: Any = number("dB", "extra lumped loss", NON_NEGATIVE)
+
+    constraints = ()
+
+    def transmittance(self):
+        return fibre_transmittance(self.distance_km, self.attenuation_db_per_km, self.extra_loss_db)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Detector:
+    """Bob's threshold detectors (a pair, one per bit value) and receiver optics."""
+
+    efficiency: Any = number("1", "receiver detection efficiency incl. optics", Range(0.0, 1.0, low_closed=False))
+    dark_count_prob: Any = number("1", "dark count probability per detector per gate", Range(0.0, 0.5))
+    afterpulse_prob: Any = number("1", "afterpulse probability", Range(0.0, 1.0, high_closed=False))
+    dead_time_ns: Any = number("ns", "detector dead time", NON_NEGATIVE)
+    misalignment: Any = number("1", "optical misalignment error probability", Range(0.0, 0.5))
+
+    constraints = ()
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Phase-randomised weak coherent pulses at three intensities: signal > decoy > weak (weak may be vacuum)."""
+
+    rep_rate_hz: Any = number("Hz", "pulse repetition rate", POSITIVE)
+    mu_signal: Any = number("1", "signal mean photon number", POSITIVE)
+    mu_decoy: Any = number("1", "decoy mean photon number", POSITIVE)
+    mu_weak: Any = number("1", "weak decoy mean photon number", NON_NEGATIVE)
+    p_signal: Any = number("1", "probability of sending the signal intensity", Range(0.0, 1.0, low_closed=False))
+    p_decoy: Any = number("1", "probability of sending the decoy intensity", PROBABILITY)
+
+    constraints = (
+        Constraint("source.mu_decoy < source.mu_signal", ("mu_decoy", "mu_signal"), lambda d, s: d < s),
+        Constraint("source.mu_weak < source.mu_decoy", ("mu_weak", "mu_decoy"), lambda w, d: w < d),
+        Constraint("source.p_signal + source.p_decoy <= 1", ("p_signal", "p_decoy"), lambda s, d: s + d <= 1.0),
+    )
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """Decoy-state BB84 post-processing choices."""
+
+    decoy: str = choice("single-photon estimation method", ("infinite", "vacuum_weak", "none"))
+    p_key_basis: Any = number("1", "probability that each party picks the key basis", Range(0.5, 1.0, high_closed=False))
+    ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
+
+    constraints = ()
+
+
+class StudyParams(NamedTuple):
+    """Everything a study needs for one grid point."""
+
+    link: FibreLink
+    detector: Detector
+    source: Source
+    protocol: Protocol
+
+
+# Config group -> {type name -> parameter class}; a group with one class uses the key None (no ``type`` field).
+GROUPS: Mapping[str, Mapping[str | None, type]] = {
+    "link": {"fibre": FibreLink},
+    "detector": {None: Detector},
+    "source": {None: Source},
+    "protocol": {None: Protocol},
+}
+
+
+def group_class(group: str, type_name: str | None) -> type:
+    """The parameter class of a config group, picked by its ``type`` field where it has one."""
+    classes = GROUPS[group]
+    if None in classes:
+        return classes[None]
+    if type_name not in classes:
+        raise KeyError(type_name)
+    return classes[type_name]
+
+
+def build_params(values: Mapping[str, Any]) -> StudyParams:
+    """Build the params pytree from a flat mapping ``"group.field" -> value`` (scalars or arrays)."""
+    groups = {}
+    for group in GROUPS:
+        cls = group_class(group, values.get(f"{group}.type"))
+        groups[group] = cls(**{f.name: values[f"{group}.{f.name}"] for f in dataclasses.fields(cls)})
+    return StudyParams(**groups)

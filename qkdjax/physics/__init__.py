@@ -1,0 +1,1 @@
+"""Physical models: photon sources, channels, detectors and fundamental bounds, written for one grid point."""

@@ -1,0 +1,28 @@
+"""Phase-randomised weak coherent pulse (WCP) source."""
+
+import jax.numpy as jnp
+from jax.scipy.special import gammaln
+
+
+def poisson_photon_prob(n, mu):
+    """Probability of ``n`` photons in a phase-randomised coherent pulse of mean photon number ``mu``.
+
+    ``P(n) = exp(-mu) mu^n / n!`` (H.-K. Lo, X. Ma, K. Chen, Phys. Rev. Lett. 94, 230504 (2005)); evaluated in the
+    log domain so large ``n`` and tiny ``mu`` stay exact.
+    """
+    return jnp.exp(n * jnp.log(mu) - mu - gammaln(n + 1.0))
+
+
+def multiphoton_prob(mu):
+    """Probability of two or more photons, ``1 - e^-mu (1 + mu)``, written to stay exact for ``mu`` << 1."""
+    return -jnp.expm1(-mu) - mu * jnp.exp(-mu)
+
+
+def intensities(source):
+    """Mean photon numbers of the three intensities, ordered (signal, decoy, weak)."""
+    return jnp.stack([source.mu_signal, source.mu_decoy, source.mu_weak])
+
+
+def intensity_probs(source):
+    """Probabilities of sending (signal, decoy, weak); the weak intensity takes what the other two leave."""
+    return jnp.stack([source.p_signal, source.p_decoy, 1.0 - source.p_signal - source.p_decoy])

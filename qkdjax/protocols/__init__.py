@@ -1,0 +1,1 @@
+"""Key-rate estimators: what a protocol distils from the observed detection statistics."""
