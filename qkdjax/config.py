@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -97,8 +98,8 @@ def _resolve(node: DictConfig, path: str) -> Any:
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     except OmegaConfBaseException as error:
-        cause = error.__cause__ if isinstance(error.__cause__, ConfigError) else error
-        raise ConfigError(f"{path}: {str(cause).splitlines()[0]}") from None
+        reason = re.sub(r"^ConfigError raised while resolving interpolation: ", "", str(error).splitlines()[0])
+        raise ConfigError(f"{path}: {reason}") from None
 
 
 def _is_number(x: Any) -> bool:

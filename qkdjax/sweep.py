@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from qkdjax.config import Grid
 
 Metrics = dict[str, jax.Array]
+LANES = 8  # chunks are a multiple of this many points
 StudyFactory = Callable[[tuple[tuple[str, str], ...]], Hashable]
 
 
@@ -51,7 +52,8 @@ def evaluate_numeric_grid(study, grid: Grid, root_key: jax.Array, chunk_size: in
     names = tuple(a.name for a in grid.numeric_axes)
     shape = tuple(len(a.values) for a in grid.numeric_axes)
     total = math.prod(shape)
-    chunk_size = min(chunk_size, total)
+    # Whole SIMD widths: XLA compiles a batch of one as scalar code whose last bits differ from the vector code.
+    chunk_size = -(-min(chunk_size, total) // LANES) * LANES
     axis_values = tuple(jnp.asarray(a.values) for a in grid.numeric_axes)
     fixed = {k: jnp.float64(v) for k, v in grid.fixed.items()}
     run = functools.partial(evaluate_chunk, study, names, shape, chunk_size, axis_values=axis_values, fixed=fixed, root_key=root_key)

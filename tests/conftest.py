@@ -1,0 +1,64 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+
+
+def reference(name: str) -> dict:
+    """A published parameter set and its numbers, from ../shared/reference/."""
+    path = REFERENCE / f"{name}.json"
+    if not path.is_file():
+        pytest.skip(f"reference data {path} not available")
+    return json.loads(path.read_text())
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the ``qkdjax`` command as a user would, in ``cwd``."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-m", "qkdjax", *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+# One fibre + InGaAs + WCP point, in the flat "group.field" form the sweep engine passes to a study.
+BASE_POINT = {
+    "link.distance_km": 50.0,
+    "link.attenuation_db_per_km": 0.2,
+    "link.extra_loss_db": 0.0,
+    "detector.efficiency": 0.1,
+    "detector.dark_count_prob": 6e-7,
+    "detector.afterpulse_prob": 0.0,
+    "detector.dead_time_ns": 0.0,
+    "detector.misalignment": 0.01,
+    "source.rep_rate_hz": 1e9,
+    "source.mu_signal": 0.5,
+    "source.mu_decoy": 0.1,
+    "source.mu_weak": 0.0,
+    "source.p_signal": 0.8,
+    "source.p_decoy": 0.1,
+    "protocol.p_key_basis": 0.5,
+    "protocol.ec_efficiency": 1.16,
+}
+
+
+def evaluate(values: dict, decoy: str = "vacuum_weak") -> dict:
+    """Metrics of the fibre study at points given as (broadcastable) arrays, evaluated with vmap."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from qkdjax.study import Study
+
+    arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in {**BASE_POINT, **values}.items()}
+    shape = jnp.broadcast_shapes(*(a.shape for a in arrays.values()))
+    flat = {k: jnp.broadcast_to(a, shape).ravel() for k, a in arrays.items()}
+    study = Study((("link.type", "fibre"), ("protocol.decoy", decoy)))
+    keys = jax.random.split(jax.random.key(0), flat["link.distance_km"].size)
+    out = jax.vmap(study)(flat, keys)
+    return {k: np.asarray(v).reshape(shape) for k, v in out.items()}

@@ -1,0 +1,56 @@
+"""Bad input is one clear error naming the parameter, the value and what is allowed, before anything runs."""
+
+import pytest
+from conftest import run_cli
+
+import qkdjax
+from qkdjax.config import ConfigError
+
+BAD_INPUTS = [
+    (["detector.efficiency=1.5"], "detector.efficiency = 1.5 is outside the allowed range (0, 1]"),
+    (["detector.efficiency=0"], "detector.efficiency = 0 is outside the allowed range (0, 1]"),
+    (["detector.efficiency=[0.1,1.2]"], "detector.efficiency = 1.2 is outside the allowed range (0, 1]"),
+    (["link.distance_km=-1"], "link.distance_km = -1 is outside the allowed range [0, inf]"),
+    (["link.attenuation_db_per_km=-0.2"], "link.attenuation_db_per_km = -0.2 is outside the allowed range [0, inf]"),
+    (["source.mu_signal=0"], "source.mu_signal = 0 is outside the allowed range (0, inf]"),
+    (["source.mu_decoy=-0.1"], "source.mu_decoy = -0.1 is outside the allowed range (0, inf]"),
+    (["source.rep_rate_hz=0"], "source.rep_rate_hz = 0 is outside the allowed range (0, inf]"),
+    (["source.mu_decoy=0.6"], "source.mu_decoy < source.mu_signal is required, but source.mu_decoy = 0.6, source.mu_signal = 0.5"),
+    (["source.mu_decoy=[0.1,0.5]"], "source.mu_decoy < source.mu_signal is required, but source.mu_decoy = 0.5"),
+    (["source.p_decoy=0.3"], "source.p_signal + source.p_decoy <= 1 is required, but source.p_signal = 0.8, source.p_decoy = 0.3"),
+    (["source.p_signal=1.2"], "source.p_signal = 1.2 is outside the allowed range (0, 1]"),
+    (["detector.dark_count_prob=abc"], "detector.dark_count_prob = 'abc' is not a number"),
+    (["protocol.decoy=two_decoys"], "protocol.decoy = 'two_decoys' is not one of: infinite, vacuum_weak, none"),
+    (["link.distanc_km=5"], "unknown config key 'link.distanc_km' (link accepts: attenuation_db_per_km, distance_km,"),
+    (["+link.fiber_type=smf28"], "unknown config key 'link.fiber_type' (link accepts: type, distance_km,"),
+    (["link.distance_km=${linspace:0,250}"], "link.distance_km: malformed range: linspace got 2 argument(s)"),
+    (["link.distance_km=${logspace:0,2,0}"], "link.distance_km: malformed range: logspace:0,2,0"),
+    (["link.distance_km=${linspace:0,250,2.5}"], "link.distance_km: malformed range: linspace:0,250,2.5"),
+    (["link.distance_km=[]"], "link.distance_km = [] is an empty sweep axis"),
+    (["link.distance_km=[10,10]"], "link.distance_km repeats values"),
+    (["sweep.chunk_size=0"], "sweep.chunk_size = 0 must be an integer >= 1"),
+    (["output.format=csv"], "output.format = 'csv' is not one of: netcdf"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
+def test_bad_input_is_a_clear_error(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        qkdjax.run(*overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [BAD_INPUTS[0], BAD_INPUTS[8], BAD_INPUTS[14], BAD_INPUTS[16]],
+    ids=["range", "relation", "unknown key", "malformed range"],
+)
+def test_command_line_rejects_bad_input_and_writes_nothing(tmp_path, overrides, message):
+    result = run_cli(*overrides, f"output.dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("qkdjax: error: ") and message in last
+    assert not list(tmp_path.rglob("*.nc"))
+    assert result.stdout == ""
