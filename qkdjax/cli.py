@@ -19,7 +19,7 @@ import jax
 import xarray as xr
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from qkdjax.config import ConfigError, parse_grid, parse_settings
+from qkdjax.config import ConfigError, config_yaml, parse_grid, parse_settings
 from qkdjax.io import merge_cubes, open_cube, write_netcdf
 from qkdjax.study import Study
 from qkdjax.sweep import run_grid
@@ -79,7 +79,7 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
         qkdjax_version=version(),
         jax_version=jax.__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config=OmegaConf.to_yaml(cfg, resolve=True),
+        config=config_yaml(cfg),
         choices=json.dumps(choices),
         overrides=json.dumps(overrides),
         rerun=" ".join(["qkdjax", *overrides]),
@@ -91,11 +91,8 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
     return cube, write_netcdf(cube, path)
 
 
-def run(*overrides: str, write: bool = False) -> xr.Dataset:
-    """Run exactly what ``qkdjax *overrides`` runs and return the cube (written to disk only if ``write``).
-
-    Example: ``qkdjax.run("sweep=gys_2005", "link.distance_km=[50,100]")``.
-    """
+def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
+    """The study config and Hydra's own config that ``qkdjax *overrides`` would run with."""
     from hydra import compose, initialize_config_dir
 
     check_overrides(overrides)
@@ -105,7 +102,15 @@ def run(*overrides: str, write: bool = False) -> xr.Dataset:
     hydra_cfg = cfg.hydra
     with open_dict(cfg):
         del cfg["hydra"]
-    return execute(cfg, hydra_cfg, write=write)[0]
+    return cfg, hydra_cfg
+
+
+def run(*overrides: str, write: bool = False) -> xr.Dataset:
+    """Run exactly what ``qkdjax *overrides`` runs and return the cube (written to disk only if ``write``).
+
+    Example: ``qkdjax.run("sweep=gys_2005", "link.distance_km=[50,100]")``.
+    """
+    return execute(*compose_config(*overrides), write=write)[0]
 
 
 def _fail(message: str) -> None:

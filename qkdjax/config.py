@@ -90,10 +90,40 @@ OUTPUT_FORMATS = ("netcdf",)
 _APP_KEYS = {"seed", "output", "sweep", "hydra"}
 
 
+RANGE_EXPRESSION = re.compile(r"^\$\{(linspace|logspace):([^{}]*)\}$")
+_RANGES = {"linspace": linspace, "logspace": logspace}
+
+
+def _parse_number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _expand_range(expression: str) -> np.ndarray | None:
+    """Evaluate a ``${linspace:..}``/``${logspace:..}`` leaf with NumPy, or None if it is not one.
+
+    Large axes (1e6 values) would take minutes as OmegaConf list nodes; this path never builds them.
+    """
+    match = RANGE_EXPRESSION.match(expression) if isinstance(expression, str) else None
+    if match is None:
+        return None
+    args = tuple(_parse_number(a.strip()) for a in match.group(2).split(","))
+    start, stop, num = _range_args(match.group(1), args)
+    return np.linspace(start, stop, num) if match.group(1) == "linspace" else np.logspace(start, stop, num)
+
+
 def _resolve(node: DictConfig, path: str) -> Any:
     """Resolve one config value, turning interpolation and resolver failures into a ConfigError on ``path``."""
+    key = path.rsplit(".", 1)[-1]
     try:
-        value = node[path.rsplit(".", 1)[-1]]
+        expanded = _expand_range(OmegaConf.to_container(node, resolve=False)[key])
+        if expanded is not None:
+            return expanded
+        value = node[key]
         return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
@@ -102,25 +132,41 @@ def _resolve(node: DictConfig, path: str) -> Any:
         raise ConfigError(f"{path}: {reason}") from None
 
 
+def config_yaml(cfg: DictConfig) -> str:
+    """The config as resolved YAML, with range expressions kept as written (the cube's coords hold the values)."""
+    container = OmegaConf.to_container(cfg, resolve=False)
+    for group in parameters.GROUPS:
+        for key, value in container.get(group, {}).items():
+            if isinstance(value, str) and RANGE_EXPRESSION.match(value):
+                container[group][key] = "\\" + value  # escaped: resolves to the literal expression
+    return OmegaConf.to_yaml(OmegaConf.create(container), resolve=True)
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _is_axis(value: Any) -> bool:
+    return isinstance(value, (list, np.ndarray))
+
+
 def _numeric_values(path: str, value: Any, allowed: Range) -> np.ndarray:
-    values = value if isinstance(value, list) else [value]
     if value is None:
         raise ConfigError(f"{path} is not set (allowed range {allowed})")
-    if isinstance(value, list) and not value:
+    if _is_axis(value) and len(value) == 0:
         raise ConfigError(f"{path} = [] is an empty sweep axis (give at least one value in {allowed})")
-    for v in values:
-        if not _is_number(v):
-            raise ConfigError(f"{path} = {v!r} is not a number (allowed range {allowed})")
-    array = np.asarray(values, dtype=np.float64)
+    if isinstance(value, np.ndarray):  # an expanded range expression: numbers by construction
+        array = value.astype(np.float64)
+    else:
+        for v in value if _is_axis(value) else [value]:
+            if not _is_number(v):
+                raise ConfigError(f"{path} = {v!r} is not a number (allowed range {allowed})")
+        array = np.asarray(value, dtype=np.float64).reshape(-1)
     bad = array[~allowed.contains(array)]
     if bad.size:
         raise ConfigError(f"{path} = {bad[0]:g} is outside the allowed range {allowed}")
     if len(np.unique(array)) != len(array):
-        raise ConfigError(f"{path} repeats values in its sweep axis {values}; each value must appear once")
+        raise ConfigError(f"{path} repeats values in its sweep axis; each value must appear once")
     return array
 
 
@@ -189,7 +235,7 @@ def parse_grid(cfg: DictConfig) -> Grid:
                     static[path] = value
                 continue
             numeric[path] = _numeric_values(path, value, meta["range"])
-            if isinstance(value, list):
+            if _is_axis(value):
                 numeric_axes.append(Axis(path, numeric[path], {"units": meta["units"], "long_name": meta["long_name"]}))
             else:
                 fixed[path] = float(numeric[path][0])

@@ -40,10 +40,10 @@ def detection_statistics(p: StudyParams):
     """
     channel = p.link.transmittance()
     eta = channel * p.detector.efficiency
-    click, error = click_and_error_probs(-eta * intensities(p.source), p.detector)
+    click, error = click_and_error_probs(-jnp.expm1(-eta * intensities(p.source)), p.detector)
     mean_click = jnp.dot(intensity_probs(p.source), click)
     live = live_fraction(p.source.rep_rate_hz * mean_click / 2.0, p.detector.dead_time_ns)
-    click1, error1 = click_and_error_probs(jnp.log1p(-eta), p.detector)
+    click1, error1 = click_and_error_probs(eta, p.detector)
     return channel, live * click, live * error, live * click1, live * error1
 
 

@@ -37,8 +37,11 @@ def point_key(root_key: jax.Array, index: jax.Array) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("study", "names", "shape", "chunk_size"))
 def evaluate_chunk(study, names, shape, chunk_size, start, axis_values, fixed, root_key) -> Metrics:
     """Evaluate ``study`` on grid points ``start .. start + chunk_size`` (past the end: repeats of the last point)."""
+    total = math.prod(shape)
     flat_index = start + jnp.arange(chunk_size, dtype=jnp.int64)
-    grid_index = jnp.unravel_index(jnp.minimum(flat_index, math.prod(shape) - 1), shape)
+    # int32 index arithmetic is twice as fast on CPU; grids past 2^31 points need int64.
+    index_dtype = jnp.int32 if total < 2**31 else jnp.int64
+    grid_index = jnp.unravel_index(jnp.minimum(flat_index, total - 1).astype(index_dtype), shape)
     swept = {name: values[i] for name, values, i in zip(names, axis_values, grid_index)}
 
     def one_point(point_values, index):

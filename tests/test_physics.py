@@ -49,7 +49,7 @@ def test_detector_reduces_to_ma_2005_without_afterpulses():
 
     det = Detector(0.1, 1e-6, 0.0, 0.0, 0.02)
     eta_mu = 1e-3
-    click, error = click_and_error_probs(jnp.float64(-eta_mu), det)
+    click, error = click_and_error_probs(-jnp.expm1(jnp.float64(-eta_mu)), det)
     y0 = 2e-6
     assert click == pytest.approx(y0 + (1 - y0) * -np.expm1(-eta_mu), rel=1e-12)
     assert error == pytest.approx(0.5 * y0 + 0.02 * -np.expm1(-eta_mu), rel=1e-12)
@@ -60,7 +60,7 @@ def test_afterpulses_follow_lim_2014():
 
     det = Detector(0.1, 6e-7, 0.04, 0.0, 0.005)
     v = np.exp(-1e-2)
-    click, error = click_and_error_probs(jnp.log(v), det)
+    click, error = click_and_error_probs(jnp.float64(1 - v), det)
     d = 1 - (1 - 2 * 6e-7) * v
     assert click == pytest.approx(d * 1.04, rel=1e-12)
     assert error == pytest.approx(6e-7 + 0.005 * (1 - v) + 0.04 * d / 2, rel=1e-12)

@@ -17,13 +17,12 @@ the n-photon yields Y_n and errors e_n Y_n that the decoy-state bounds estimate.
 import jax.numpy as jnp
 
 
-def click_and_error_probs(log_no_signal_detection, detector):
+def click_and_error_probs(signal_detection, detector):
     """Per-gate probabilities (click, click with a bit error) before dead-time saturation.
 
-    ``log_no_signal_detection`` is ``log v``; passing the logarithm keeps ``1 - v = -expm1(log v)`` exact when
-    ``v`` is within 1e-16 of one (long links).
+    ``signal_detection`` is ``1 - v``; callers compute it without cancellation (``-expm1(-eta mu)`` for a
+    Poisson pulse, ``eta`` for one photon), so it stays exact when ``v`` is within 1e-16 of one (long links).
     """
-    signal_detection = -jnp.expm1(log_no_signal_detection)
     p_dc, p_ap = detector.dark_count_prob, detector.afterpulse_prob
     detection = 2.0 * p_dc + (1.0 - 2.0 * p_dc) * signal_detection
     click = detection * (1.0 + p_ap)
