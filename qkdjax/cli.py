@@ -8,6 +8,7 @@ the group ``sweep``, so ``sweep=NAME`` works from any directory), validates it, 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -19,7 +20,7 @@ import jax
 import xarray as xr
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from qkdjax.config import ConfigError, config_yaml, parse_grid, parse_settings
+from qkdjax.config import ConfigError, check_study, config_yaml, parse_grid, parse_settings
 from qkdjax.io import merge_cubes, open_cube, write_netcdf
 from qkdjax.study import Study
 from qkdjax.sweep import run_grid
@@ -71,7 +72,9 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
     """Validate, run and (optionally) write the study that ``cfg`` describes. Raises ``ConfigError`` first."""
     grid = parse_grid(cfg)
     settings = parse_settings(cfg)
-    cube = run_grid(Study, grid, Study.outputs, chunk_size=settings.chunk_size, seed=settings.seed)
+    check_study(grid, settings)
+    make_study = functools.partial(Study, trials=settings.trials, keep_trials=settings.keep_trials)
+    cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
     overrides = list(hydra_cfg.overrides.task)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
     cube.attrs.update(

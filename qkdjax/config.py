@@ -84,10 +84,12 @@ class Settings:
     output_dir: str
     output_name: str | None
     output_format: str
+    trials: int
+    keep_trials: bool
 
 
 OUTPUT_FORMATS = ("netcdf",)
-_APP_KEYS = {"seed", "output", "sweep", "hydra"}
+_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "hydra"}
 
 
 RANGE_EXPRESSION = re.compile(r"^\$\{(linspace|logspace):([^{}]*)\}$")
@@ -216,6 +218,14 @@ def _check_constraints(group: str, cls: type, values: Mapping[str, np.ndarray]) 
             raise ConfigError(f"{constraint.description} is required, but {found}")
 
 
+def _check_exactly_one_set(group: str, cls: type, values: Mapping[str, np.ndarray]) -> None:
+    for names in getattr(cls, "exactly_one_set", ()):
+        paths = [f"{group}.{name}" for name in names]
+        if sum(p in values for p in paths) != 1:
+            found = ", ".join(f"{p} = {values[p][0]:g}" if p in values else f"{p} = null" for p in paths)
+            raise ConfigError(f"set exactly one of {' and '.join(paths)} (the other null), but {found}")
+
+
 def parse_grid(cfg: DictConfig) -> Grid:
     """Validate the physics groups of a composed config and lay out its grid. Raises ``ConfigError``."""
     fixed, static, numeric_axes, categorical_axes = {}, {}, [], []
@@ -234,12 +244,16 @@ def parse_grid(cfg: DictConfig) -> Grid:
                 else:
                     static[path] = value
                 continue
+            if value is None and meta["optional"]:
+                static[path] = None
+                continue
             numeric[path] = _numeric_values(path, value, meta["range"])
             if _is_axis(value):
                 numeric_axes.append(Axis(path, numeric[path], {"units": meta["units"], "long_name": meta["long_name"]}))
             else:
                 fixed[path] = float(numeric[path][0])
         _check_constraints(group, cls, numeric)
+        _check_exactly_one_set(group, cls, numeric)
     return Grid(fixed, static, tuple(numeric_axes), tuple(categorical_axes))
 
 
@@ -257,13 +271,29 @@ def parse_settings(cfg: DictConfig) -> Settings:
     output_format = cfg.output.format
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(f"output.format = {output_format!r} is not one of: {', '.join(OUTPUT_FORMATS)}")
+    keep_trials = cfg.montecarlo.keep_trials
+    if not isinstance(keep_trials, bool):
+        raise ConfigError(f"montecarlo.keep_trials = {keep_trials!r} must be true or false")
     return Settings(
         seed=_integer("seed", cfg.seed, 0),
         chunk_size=_integer("sweep.chunk_size", cfg.sweep.chunk_size, 1),
         output_dir=str(cfg.output.dir),
         output_name=cfg.output.name,
         output_format=output_format,
+        trials=_integer("montecarlo.trials", cfg.montecarlo.trials, 0),
+        keep_trials=keep_trials,
     )
+
+
+def check_study(grid: Grid, settings: Settings) -> None:
+    """Reject settings that contradict the study's parameters."""
+    if settings.trials and grid.static.get("protocol.block_size", 1.0) is None:
+        raise ConfigError(
+            f"montecarlo.trials = {settings.trials} samples finite blocks: set protocol.block_size (key-basis "
+            "detections per block, e.g. 1e6), or montecarlo.trials=0 for asymptotic key rates"
+        )
+    if settings.keep_trials and not settings.trials:
+        raise ConfigError("montecarlo.keep_trials = true keeps per-trial values: set montecarlo.trials > 0")
 
 
 def known_keys(primary: DictConfig) -> set[str]:

@@ -47,9 +47,9 @@ POSITIVE = Range(0.0, math.inf, low_closed=False)
 NON_NEGATIVE = Range(0.0, math.inf)
 
 
-def number(units: str, long_name: str, allowed: Range) -> Any:
-    """A numeric (traced, sweepable) field."""
-    return dataclasses.field(metadata={"units": units, "long_name": long_name, "range": allowed})
+def number(units: str, long_name: str, allowed: Range, *, optional: bool = False) -> Any:
+    """A numeric (traced, sweepable) field; an ``optional`` one may be left unset (null), which is static."""
+    return dataclasses.field(metadata={"units": units, "long_name": long_name, "range": allowed, "optional": optional})
 
 
 def choice(long_name: str, choices: tuple[str, ...]) -> Any:
@@ -125,15 +125,26 @@ class Source:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Protocol:
-    """Decoy-state BB84 post-processing choices."""
+    """Decoy-state BB84 post-processing choices; ``block_size`` set selects the finite-key analysis.
+
+    Security parameters follow Lim et al., Phys. Rev. A 89, 022307 (2014): the key is ``eps_cor``-correct and
+    ``eps_sec``-secret, where ``eps_sec`` is either fixed or, as in their Fig. 1, proportional to the key
+    length (``eps_sec_per_key_bit`` = kappa); exactly one of the two is set for a finite-key study.
+    """
 
     decoy: str = choice("single-photon estimation method", ("infinite", "vacuum_weak", "none"))
     p_key_basis: Any = number("1", "probability that each party picks the key basis", Range(0.5, 1.0, high_closed=False))
     ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
+    block_size: Any = number("1", "key-basis detections per block n_X", Range(1.0, 1e18), optional=True)
+    eps_sec: Any = number("1", "secrecy parameter", Range(0.0, 1.0, low_closed=False, high_closed=False), optional=True)
+    eps_sec_per_key_bit: Any = number(
+        "1", "secrecy parameter per key bit kappa", Range(0.0, 1e-3, low_closed=False), optional=True
+    )
+    eps_cor: Any = number("1", "correctness parameter", Range(0.0, 1.0, low_closed=False, high_closed=False))
+    qber_abort: Any = number("1", "abort above this observed key-basis QBER", Range(0.0, 0.5))
 
     constraints = ()
-
-
+    exactly_one_set = (("eps_sec", "eps_sec_per_key_bit"),)
 class StudyParams(NamedTuple):
     """Everything a study needs for one grid point."""
 

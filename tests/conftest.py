@@ -45,7 +45,11 @@ BASE_POINT = {
     "source.p_decoy": 0.1,
     "protocol.p_key_basis": 0.5,
     "protocol.ec_efficiency": 1.16,
+    "protocol.eps_sec": 1e-10,
+    "protocol.eps_cor": 1e-15,
+    "protocol.qber_abort": 0.11,
 }
+ASYMPTOTIC = (("link.type", "fibre"), ("protocol.block_size", None), ("protocol.eps_sec_per_key_bit", None))
 
 
 def evaluate(values: dict, decoy: str = "vacuum_weak") -> dict:
@@ -58,7 +62,7 @@ def evaluate(values: dict, decoy: str = "vacuum_weak") -> dict:
     arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in {**BASE_POINT, **values}.items()}
     shape = jnp.broadcast_shapes(*(a.shape for a in arrays.values()))
     flat = {k: jnp.broadcast_to(a, shape).ravel() for k, a in arrays.items()}
-    study = Study((("link.type", "fibre"), ("protocol.decoy", decoy)))
+    study = Study((*ASYMPTOTIC, ("protocol.decoy", decoy)))
     keys = jax.random.split(jax.random.key(0), flat["link.distance_km"].size)
     out = jax.vmap(study)(flat, keys)
     return {k: np.asarray(v).reshape(shape) for k, v in out.items()}

@@ -10,7 +10,7 @@ import xarray as xr
 import yaml
 
 import qkdjax
-from qkdjax.study import OUTPUTS
+from qkdjax.study import ASYMPTOTIC_OUTPUTS as OUTPUTS
 from qkdjax.sweep import evaluate_chunk, point_key
 
 
@@ -22,7 +22,7 @@ def test_default_cube_layout_and_labels():
     assert cube["link.attenuation_db_per_km"].attrs["units"] == "dB/km"
     assert set(cube.data_vars) == set(OUTPUTS)
     for name, attrs in OUTPUTS.items():
-        assert cube[name].attrs == dict(attrs)
+        assert cube[name].attrs == {"units": attrs.units, "long_name": attrs.long_name}
         assert cube[name].dtype == np.float64
     assert cube.key_rate.attrs["units"] == "bit/s"
     point = cube.sel({"link.distance_km": 100.0, "link.attenuation_db_per_km": 0.2, "detector.efficiency": 0.1})

@@ -1,7 +1,7 @@
 """Phase-randomised weak coherent pulse (WCP) source."""
 
 import jax.numpy as jnp
-from jax.scipy.special import gammaln
+from jax.scipy.special import gammaln, xlogy
 
 
 def poisson_photon_prob(n, mu):
@@ -10,7 +10,7 @@ def poisson_photon_prob(n, mu):
     ``P(n) = exp(-mu) mu^n / n!`` (H.-K. Lo, X. Ma, K. Chen, Phys. Rev. Lett. 94, 230504 (2005)); evaluated in the
     log domain so large ``n`` and tiny ``mu`` stay exact.
     """
-    return jnp.exp(n * jnp.log(mu) - mu - gammaln(n + 1.0))
+    return jnp.exp(xlogy(n, mu) - mu - gammaln(n + 1.0))  # xlogy: P(0) = 1 for the vacuum
 
 
 def multiphoton_prob(mu):

@@ -1,0 +1,1 @@
+"""Monte Carlo layers: finite-size fluctuations and event-level simulation."""

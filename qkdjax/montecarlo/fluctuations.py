@@ -1,0 +1,50 @@
+"""Block-to-block fluctuations: sample what a receiver observes in one block, exactly, for any block size.
+
+A block is ``N`` pulses. Each pulse ends in exactly one of 12 observed cells (intensity k, matched basis X or Z,
+detection without or with a bit error) or in none of them (no detection, or mismatched bases, discarded at
+sifting), so the cell counts are multinomial(N, cell probabilities). They are drawn as a chain of conditional
+binomials, ``c_i ~ Binomial(N - sum_{j<i} c_j, p_i / (1 - sum_{j<i} p_j))``, which is the multinomial exactly;
+``jax.random.binomial`` samples each exactly (inversion for small means, BTRS rejection for large) at any N.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from qkdjax.protocols.bb84_finite import BlockCounts
+
+
+def cell_probabilities(p_key_basis, probs, gain, error_gain) -> jax.Array:
+    """Per-pulse probabilities of the 12 observed cells, shaped [basis (X, Z), outcome (correct, error), intensity].
+
+    ``gain`` may exceed the error-free detection probability only by afterpulses (Lim et al., PRA 89, 022307
+    (2014), ``R_k = D_k (1 + p_ap)``); it is capped at 1 so that the cells remain a probability distribution.
+    """
+    detection = jnp.minimum(gain, 1.0)
+    error = jnp.minimum(error_gain, detection)
+    per_outcome = jnp.stack([detection - error, error]) * probs  # [outcome, intensity]
+    basis = jnp.stack([p_key_basis**2, (1.0 - p_key_basis) ** 2])
+    return basis[:, None, None] * per_outcome
+
+
+def sample_multinomial(key, total, cell_probs) -> jax.Array:
+    """Counts of ``total`` trials in cells of probabilities ``cell_probs`` (summing to <= 1; the rest is unobserved)."""
+    flat = cell_probs.ravel()
+    mass_before = jnp.concatenate([jnp.zeros(1), jnp.cumsum(flat)[:-1]])
+    conditional = jnp.clip(flat / jnp.maximum(1.0 - mass_before, 1e-300), 0.0, 1.0)
+
+    def draw(remaining, inputs):
+        cell_key, p = inputs
+        count = jax.random.binomial(cell_key, remaining, p)
+        return remaining - count, count
+
+    _, counts = jax.lax.scan(draw, total, (jax.random.split(key, flat.size), conditional))
+    return counts.reshape(cell_probs.shape)
+
+
+def sample_block(key, pulses, p_key_basis, probs, gain, error_gain) -> BlockCounts:
+    """Observed detections and errors per intensity and basis in one block of ``pulses`` pulses."""
+    counts = sample_multinomial(key, jnp.round(pulses), cell_probabilities(p_key_basis, probs, gain, error_gain))
+    (x_correct, x_error), (z_correct, z_error) = counts
+    return BlockCounts(x_correct + x_error, x_error, z_correct + z_error, z_error)

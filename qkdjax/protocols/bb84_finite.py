@@ -1,0 +1,143 @@
+"""Finite-key decoy-state BB84 with three intensities: the concise bounds of C. C.-W. Lim, M. Curty, N. Walenta,
+F. Xu, H. Zbinden, Phys. Rev. A 89, 022307 (2014) ("Lim 2014" below).
+
+Alice sends intensity ``k`` in {mu1 > mu2 + mu3, mu3 >= 0} with probability ``p_k`` and picks the key basis X
+with probability ``q_x`` (Bob likewise); the block ends after ``n_X`` matched X-basis detections. From the
+detections ``n_{B,k}`` and bit errors ``m_{B,k}`` per basis ``B`` and intensity ``k`` the estimator bounds the
+vacuum and single-photon detections in X, the single-photon phase-error rate from Z, and returns the key
+length (Lim 2014, Eq. (1)):
+
+    l = floor( s_X0 + s_X1 - s_X1 h(phi_X) - lambda_EC - 6 log2(21 / eps_sec) - log2(2 / eps_cor) )
+
+with ``lambda_EC = n_X f_EC h(m_X / n_X)`` (printed without the factor ``n_X`` in the paper, see
+shared/reference/lim_2014.json). The same function serves expected counts (the analytic finite-key rate) and
+sampled counts (a deployed system's estimate in the Monte Carlo). Counts are float64 arrays over the three
+intensities ``[mu1, mu2, mu3]``; everything is per grid point and vmappable.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from qkdjax.physics.source import poisson_photon_prob
+from qkdjax.protocols.bb84_decoy import binary_entropy, safe_divide
+
+BOUND_COUNT = 21  # Lim 2014 splits eps_sec over 21 estimates (each bound holds except with eps_sec / 21)
+EPS_SEC_ITERATIONS = 8  # fixed-point steps for eps_sec = kappa * l; l depends on eps_sec only logarithmically
+
+
+class BlockCounts(NamedTuple):
+    """Detections and bit errors per intensity in each matched basis of one block."""
+
+    detections_x: jax.Array
+    errors_x: jax.Array
+    detections_z: jax.Array
+    errors_z: jax.Array
+
+
+class FiniteKey(NamedTuple):
+    """The estimator's result for one block."""
+
+    key_length: jax.Array  # bits, >= 0; 0 when the block aborts
+    eps_sec: jax.Array
+    vacuum_detections_x: jax.Array  # s_X0 lower bound
+    single_photon_detections_x: jax.Array  # s_X1 lower bound
+    phase_error: jax.Array  # phi_X upper bound
+    qber_x: jax.Array  # observed m_X / n_X
+    aborted: jax.Array  # QBER above qber_abort or no positive key
+
+
+def expected_block_counts(block_size, p_key_basis, probs, gain, error_gain) -> tuple[BlockCounts, jax.Array]:
+    """Expected counts of a block of ``n_X = block_size`` X detections, and the number of pulses ``N`` it takes.
+
+    ``gain``/``error_gain`` are the per-pulse detection and error probabilities per intensity (Lim 2014, Sec. IV:
+    ``R_k`` and ``e_k``); ``n_{B,k} = N p_k q_B^2 R_k`` and ``N = n_X / (q_x^2 sum_k p_k R_k)``.
+    """
+    q_x, q_z = p_key_basis, 1.0 - p_key_basis
+    pulses = block_size / (q_x**2 * jnp.dot(probs, gain))
+    per_pulse = pulses * probs
+    counts = BlockCounts(q_x**2 * per_pulse * gain, q_x**2 * per_pulse * error_gain, q_z**2 * per_pulse * gain, q_z**2 * per_pulse * error_gain)
+    return counts, pulses
+
+
+def hoeffding_deviation(total, eps):
+    """``delta(n, eps) = sqrt(n/2 ln(1/eps))``: Hoeffding's deviation for ``n`` trials (Lim 2014, below Eq. (2))."""
+    return jnp.sqrt(jnp.maximum(total, 0.0) / 2.0 * -jnp.log(eps))
+
+
+def _tau(n, intensity, probs):
+    """Probability that Alice sends ``n`` photons, ``tau_n = sum_k p_k e^-k k^n / n!`` (Lim 2014, Eq. (2))."""
+    return jnp.dot(probs, poisson_photon_prob(float(n), intensity))
+
+
+def _corrected(counts, intensity, probs, eps):
+    """``n_k^{+/-} = e^k / p_k (n_k -/+ delta(n, eps))``: counts per intensity at their Hoeffding bounds."""
+    delta = hoeffding_deviation(jnp.sum(counts), eps)
+    scale = jnp.exp(intensity) / probs
+    return scale * (counts - delta), scale * (counts + delta)
+
+
+def vacuum_and_single_photon_lower(counts, intensity, probs, eps):
+    """Lower bounds ``s_0``, ``s_1`` on vacuum and single-photon detections in one basis (Lim 2014, Eqs. (2)-(3))."""
+    mu1, mu2, mu3 = intensity
+    lower, upper = _corrected(counts, intensity, probs, eps)
+    tau0, tau1 = _tau(0, intensity, probs), _tau(1, intensity, probs)
+    s0 = jnp.maximum(tau0 * (mu2 * lower[2] - mu3 * upper[1]) / (mu2 - mu3), 0.0)
+    s1 = tau1 * mu1 * (lower[1] - upper[2] - (mu2**2 - mu3**2) / mu1**2 * (upper[0] - s0 / tau0))
+    s1 = s1 / (mu1 * (mu2 - mu3) - mu2**2 + mu3**2)
+    return s0, jnp.maximum(s1, 0.0)
+
+
+def single_photon_errors_upper(errors, intensity, probs, eps):
+    """Upper bound ``v_1`` on bit errors of single-photon detections in one basis (Lim 2014, Eq. (4))."""
+    _, mu2, mu3 = intensity
+    lower, upper = _corrected(errors, intensity, probs, eps)
+    return _tau(1, intensity, probs) * (upper[1] - lower[2]) / (mu2 - mu3)
+
+
+def sampling_deviation(eps, error_rate, count_z, count_x):
+    """``gamma(a, b, c, d)``: deviation of the X phase-error rate from the Z bit-error rate of single photons.
+
+    Random sampling without replacement (Lim 2014, Eq. (5)):
+    ``gamma = sqrt((c+d)(1-b)b / (c d ln 2) * log2((c+d) / (c d (1-b) b a^2)))``.
+    """
+    b = jnp.clip(error_rate, 1e-300, 0.5)
+    c, d = jnp.maximum(count_z, 1.0), jnp.maximum(count_x, 1.0)
+    variance = (c + d) * (1.0 - b) * b / (c * d * jnp.log(2.0))
+    return jnp.sqrt(variance * jnp.maximum(jnp.log2((c + d) / (c * d * (1.0 - b) * b * eps**2)), 0.0))
+
+
+def _key_length(counts: BlockCounts, intensity, probs, protocol, eps_sec):
+    eps = eps_sec / BOUND_COUNT
+    s_x0, s_x1 = vacuum_and_single_photon_lower(counts.detections_x, intensity, probs, eps)
+    _, s_z1 = vacuum_and_single_photon_lower(counts.detections_z, intensity, probs, eps)
+    v_z1 = single_photon_errors_upper(counts.errors_z, intensity, probs, eps)
+    z_error_rate = safe_divide(jnp.maximum(v_z1, 0.0), s_z1)
+    phase_error = jnp.minimum(z_error_rate + sampling_deviation(eps, z_error_rate, s_z1, s_x1), 0.5)
+    n_x = jnp.sum(counts.detections_x)
+    qber = safe_divide(jnp.sum(counts.errors_x), n_x)
+    leak = n_x * protocol.ec_efficiency * binary_entropy(qber)
+    length = s_x0 + s_x1 * (1.0 - binary_entropy(phase_error)) - leak
+    length = jnp.floor(length - 6.0 * jnp.log2(BOUND_COUNT / eps_sec) - jnp.log2(2.0 / protocol.eps_cor))
+    has_key = (s_z1 > 0) & (length > 0) & (qber <= protocol.qber_abort)
+    return FiniteKey(jnp.where(has_key, length, 0.0), eps_sec, s_x0, s_x1, phase_error, qber, ~has_key)
+
+
+def finite_key(counts: BlockCounts, intensity, probs, protocol) -> FiniteKey:
+    """Key length of one block from its counts, with a fixed ``eps_sec`` or ``eps_sec = kappa * l`` (Lim 2014, Fig. 1).
+
+    For ``kappa`` the self-consistent ``eps_sec`` is found by iterating from ``kappa * n_X`` (above the answer,
+    since ``l < n_X``): ``l`` grows with ``eps_sec`` only through logarithms, so the map contracts strongly.
+    """
+    if protocol.eps_sec_per_key_bit is None:
+        return _key_length(counts, intensity, probs, protocol, protocol.eps_sec)
+    kappa = protocol.eps_sec_per_key_bit
+
+    def step(_, eps_sec):
+        return kappa * jnp.maximum(_key_length(counts, intensity, probs, protocol, eps_sec).key_length, 1.0)
+
+    eps_sec = jax.lax.fori_loop(0, EPS_SEC_ITERATIONS, step, kappa * jnp.maximum(jnp.sum(counts.detections_x), 1.0))
+    return _key_length(counts, intensity, probs, protocol, eps_sec)
