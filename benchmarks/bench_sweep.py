@@ -12,10 +12,9 @@ here independently; the two must agree to 1e-9 (relative to the largest rate) be
 from __future__ import annotations
 
 import argparse
-import time
 
-import jax
 import numpy as np
+from timing import device_line, timed
 
 import qkdjax
 from qkdjax.cli import compose_config
@@ -71,16 +70,6 @@ def numpy_sweep(distances, decoy, chunk_size):
     return out.reshape(shape)
 
 
-def timed(fn, repeat=1):
-    """``fn()`` and its best wall time over ``repeat`` calls (the first touches of fresh memory vary a lot)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return result, best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=float, nargs="+", default=[1e6, 1e7])
@@ -89,7 +78,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="report the best of this many timed runs")
     parser.add_argument("--skip-numpy", action="store_true", help="time qkdjax only (large GPU runs)")
     args = parser.parse_args()
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
+    print(device_line())
     print(f"{'points':>10} {'decoy':>12} {'run() pt/s':>11} {'engine pt/s':>12} {'numpy pt/s':>11} {'engine/numpy':>12} {'compile s':>9}")
     for points in args.points:
         n_distance = int(round(points / (len(ATTENUATIONS) * len(EFFICIENCIES))))

@@ -118,6 +118,12 @@ class Source:
     constraints = (
         Constraint("source.mu_decoy < source.mu_signal", ("mu_decoy", "mu_signal"), lambda d, s: d < s),
         Constraint("source.mu_weak < source.mu_decoy", ("mu_weak", "mu_decoy"), lambda w, d: w < d),
+        # The decoy bounds divide by (mu_decoy - mu_weak)(mu_signal - mu_decoy - mu_weak) (Lim 2014, Eq. (3)).
+        Constraint(
+            "source.mu_signal > source.mu_decoy + source.mu_weak",
+            ("mu_signal", "mu_decoy", "mu_weak"),
+            lambda s, d, w: s > d + w,
+        ),
         Constraint("source.p_signal + source.p_decoy <= 1", ("p_signal", "p_decoy"), lambda s, d: s + d <= 1.0),
     )
 

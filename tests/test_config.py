@@ -17,6 +17,7 @@ BAD_INPUTS = [
     (["source.rep_rate_hz=0"], "source.rep_rate_hz = 0 is outside the allowed range (0, inf]"),
     (["source.mu_decoy=0.6"], "source.mu_decoy < source.mu_signal is required, but source.mu_decoy = 0.6, source.mu_signal = 0.5"),
     (["source.mu_decoy=[0.1,0.5]"], "source.mu_decoy < source.mu_signal is required, but source.mu_decoy = 0.5"),
+    (["source.mu_decoy=0.3", "source.mu_weak=0.25"], "source.mu_signal > source.mu_decoy + source.mu_weak is required, but source.mu_signal = 0.5, source.mu_decoy = 0.3, source.mu_weak = 0.25"),
     (["source.p_decoy=0.3"], "source.p_signal + source.p_decoy <= 1 is required, but source.p_signal = 0.8, source.p_decoy = 0.3"),
     (["source.p_signal=1.2"], "source.p_signal = 1.2 is outside the allowed range (0, 1]"),
     (["detector.dark_count_prob=abc"], "detector.dark_count_prob = 'abc' is not a number"),

@@ -12,7 +12,7 @@ from qkdjax.montecarlo.fluctuations import sample_multinomial
 from qkdjax.parameters import Detector, Protocol
 from qkdjax.physics.detector import click_and_error_probs
 from qkdjax.protocols.bb84_finite import expected_block_counts, finite_key
-from conftest import reference
+from conftest import reference, run_cli
 
 LIM_DETECTOR = Detector(efficiency=0.1, dark_count_prob=6e-7, afterpulse_prob=0.04, dead_time_ns=0.0, misalignment=0.005)
 
@@ -188,3 +188,14 @@ def test_montecarlo_cube_is_identical_for_any_chunk_size():
 def test_bad_finite_key_settings_are_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("+", r"\+")):
         qkdjax.run(*overrides)
+
+
+def test_montecarlo_command_writes_the_statistics(tmp_path):
+    """The issue's command: `qkdjax sweep=lim_2014 montecarlo.trials=1000 'protocol.block_size=[1e5]'`."""
+    done = run_cli("sweep=lim_2014", "montecarlo.trials=1000", "protocol.block_size=[1e5]", f"output.dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    cube = qkdjax.open_cube(done.stdout.strip().splitlines()[-1])
+    assert dict(cube.sizes) == {"link.distance_km": 201, "protocol.block_size": 1, "quantile": 3}
+    near = cube.sel({"link.distance_km": 0.0})
+    assert np.all(near.abort_probability < 0.5) and np.all(near.key_rate_quantile > 0)
+    assert np.all(cube.abort_probability.sel({"link.distance_km": 200.0}) == 1)
