@@ -10,6 +10,7 @@ parameter, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -287,13 +288,20 @@ def parse_settings(cfg: DictConfig) -> Settings:
 
 def check_study(grid: Grid, settings: Settings) -> None:
     """Reject settings that contradict the study's parameters."""
-    if settings.trials and grid.static.get("protocol.block_size", 1.0) is None:
+    asymptotic = grid.static.get("protocol.block_size", 1.0) is None
+    satellite_pass = grid.static.get("link.elevation_deg", 1.0) is None
+    if satellite_pass and not asymptotic:
+        raise ConfigError(
+            "protocol.block_size is set, but a satellite pass (link.elevation_deg = null) makes its own block of "
+            "all the pass's counts: set protocol.block_size=null, or link.elevation_deg to evaluate one elevation"
+        )
+    if settings.trials and asymptotic and not satellite_pass:
         raise ConfigError(
             f"montecarlo.trials = {settings.trials} samples finite blocks: set protocol.block_size (key-basis "
             "detections per block, e.g. 1e6), or montecarlo.trials=0 for asymptotic key rates"
         )
-    if settings.keep_trials and not settings.trials:
-        raise ConfigError("montecarlo.keep_trials = true keeps per-trial values: set montecarlo.trials > 0")
+    if settings.keep_trials and (not settings.trials or satellite_pass):
+        raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0 and protocol.block_size")
 
 
 def known_keys(primary: DictConfig) -> set[str]:
@@ -320,8 +328,20 @@ def check_override_keys(overrides: Sequence[str], primary: DictConfig, groups: s
         key = override.key_or_group
         if override.type != OverrideType.CHANGE or key in groups or key.split(".")[0] == "hydra" or key in keys:
             continue
-        group = key.split(".")[0]
+        close = difflib.get_close_matches(key, sorted(keys), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"unknown config key '{key}' ({hint}{_accepted_keys(key.split('.')[0], keys)})")
+
+
+def _accepted_keys(group: str, keys: set[str]) -> str:
+    """What a config group accepts, per ``type`` where its parameter class depends on it."""
+    classes = parameters.GROUPS.get(group)
+    if classes is None or len(classes) == 1:
         siblings = sorted(k.split(".", 1)[1] for k in keys if k.startswith(group + "."))
-        accepts = f" ({group} accepts: {', '.join(siblings)})" if siblings else ""
-        raise ConfigError(f"unknown config key '{key}'{accepts}")
+        return f"{group} accepts: {', '.join(siblings)}" if siblings else "no such group or setting"
+    by_class: dict[type, list[str]] = {}
+    for type_name, cls in classes.items():
+        by_class.setdefault(cls, []).append(type_name)
+    parts = [f"{', '.join(names)}: {', '.join(sorted(f.name for f in dataclasses.fields(cls)))}" for cls, names in by_class.items()]
+    return f"{group} accepts, by {group}.type: {'; '.join(parts)}"
 

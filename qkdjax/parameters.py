@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from qkdjax.physics import satellite
 from qkdjax.physics.fibre import fibre_transmittance
 
 
@@ -88,6 +90,72 @@ class FibreLink:
     def transmittance(self):
         return fibre_transmittance(self.distance_km, self.attenuation_db_per_km, self.extra_loss_db)
 
+    def background_count_prob(self, rep_rate_hz):
+        """Noise photons the channel adds per detector per gate (fibre: none modelled)."""
+        del rep_rate_hz
+        return 0.0
+
+
+ANGLE = Range(0.0, 90.0)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class SatelliteLink:
+    """Satellite-ground optical link (down: satellite transmits; up: ground station transmits).
+
+    With ``elevation_deg`` set the link is evaluated at that elevation; left unset (null), over a whole pass that
+    peaks at ``max_elevation_deg`` (key per pass, per day, per year). Models: qkdjax.physics.free_space.
+    """
+
+    type: str = choice("link model", ("satellite_downlink", "satellite_uplink"))
+    altitude_km: Any = number("km", "satellite altitude (circular orbit)", Range(150.0, 40000.0))
+    elevation_deg: Any = number("degree", "elevation of the satellite", ANGLE, optional=True)
+    max_elevation_deg: Any = number("degree", "maximum elevation of the pass", ANGLE)
+    min_elevation_deg: Any = number("degree", "elevation at which the link starts and stops", Range(0.0, 90.0, high_closed=False))
+    wavelength_nm: Any = number("nm", "wavelength", Range(100.0, 20000.0))
+    transmitter_radius_m: Any = number("m", "transmit aperture radius", Range(0.0, 10.0, low_closed=False))
+    beam_waist_m: Any = number("m", "Gaussian beam waist at the transmitter", Range(0.0, 10.0, low_closed=False))
+    receiver_radius_m: Any = number("m", "receive aperture radius", Range(0.0, 10.0, low_closed=False))
+    intrinsic_loss_db: Any = number("dB", "fixed optical loss of both terminals", NON_NEGATIVE)
+    zenith_transmittance: Any = number("1", "atmospheric transmittance at zenith", Range(0.0, 1.0, low_closed=False))
+    pointing_jitter_urad: Any = number("urad", "pointing jitter per axis (rms)", NON_NEGATIVE)
+    ground_cn2_m_minus_2_3: Any = number("m-2/3", "turbulence strength Cn2 at ground level", NON_NEGATIVE)
+    rms_wind_m_per_s: Any = number("m/s", "rms high-altitude wind speed (Hufnagel-Valley)", NON_NEGATIVE)
+    station_altitude_m: Any = number("m", "ground station altitude", Range(0.0, 6000.0))
+    background_rate_hz: Any = number("Hz", "background counts per detector (night or day sky)", NON_NEGATIVE)
+    detection_window_ns: Any = number("ns", "detection time window per pulse", POSITIVE)
+    station_latitude_deg: Any = number("degree", "ground station latitude", Range(-80.0, 80.0))
+    inclination_deg: Any = number("degree", "orbit inclination", Range(0.0, 180.0))
+    cloud_free_prob: Any = number("1", "probability that a pass is cloud free", PROBABILITY)
+
+    constraints = (
+        # The diffraction quadrature holds 0.001 dB up to ~60 rad of near-field phase at the transmit aperture.
+        Constraint(
+            "near-field phase pi link.transmitter_radius_m^2 / (link.wavelength_nm link.altitude_km) <= 50 rad",
+            ("transmitter_radius_m", "wavelength_nm", "altitude_km"),
+            lambda a, wavelength, h: np.pi * a**2 / (wavelength * 1e-9 * h * 1e3) <= 50.0,
+        ),
+        Constraint(
+            "link.min_elevation_deg < link.max_elevation_deg",
+            ("min_elevation_deg", "max_elevation_deg"),
+            lambda low, high: low < high,
+        ),
+    )
+
+    @property
+    def uplink(self) -> bool:
+        return self.type == "satellite_uplink"
+
+    def transmittance(self):
+        """Mean transmittance at ``elevation_deg`` (a link evaluated at one elevation)."""
+        return satellite.mean_transmittance(self, self.elevation_deg)
+
+    def background_count_prob(self, rep_rate_hz):
+        """Probability of a background count per detector per gate: Poisson counts in the detection window."""
+        del rep_rate_hz
+        return -jnp.expm1(-self.background_rate_hz * self.detection_window_ns * 1e-9)
+
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +222,7 @@ class Protocol:
 class StudyParams(NamedTuple):
     """Everything a study needs for one grid point."""
 
-    link: FibreLink
+    link: FibreLink | SatelliteLink
     detector: Detector
     source: Source
     protocol: Protocol
@@ -162,7 +230,7 @@ class StudyParams(NamedTuple):
 
 # Config group -> {type name -> parameter class}; a group with one class uses the key None (no ``type`` field).
 GROUPS: Mapping[str, Mapping[str | None, type]] = {
-    "link": {"fibre": FibreLink},
+    "link": {"fibre": FibreLink, "satellite_downlink": SatelliteLink, "satellite_uplink": SatelliteLink},
     "detector": {None: Detector},
     "source": {None: Source},
     "protocol": {None: Protocol},

@@ -16,11 +16,12 @@ import numpy as np
 
 from qkdjax.montecarlo.fluctuations import sample_block
 from qkdjax.parameters import StudyParams, build_params
+from qkdjax.physics import free_space, satellite
 from qkdjax.physics.bounds import plob_bound
 from qkdjax.physics.detector import click_and_error_probs, live_fraction
 from qkdjax.physics.source import intensities, intensity_probs
 from qkdjax.protocols import bb84_decoy
-from qkdjax.protocols.bb84_finite import expected_block_counts, finite_key
+from qkdjax.protocols.bb84_finite import block_counts, expected_block_counts, finite_key
 from qkdjax.sweep import Output
 
 QUANTILES = (0.05, 0.5, 0.95)
@@ -45,34 +46,82 @@ FINITE_KEY_OUTPUTS: Mapping[str, Output] = {
     "single_photon_detections_x": Output("1", "lower bound on key-basis single-photon detections s_X1"),
     "phase_error": Output("1", "upper bound on the single-photon phase-error rate"),
 }
+
+
+def summary_outputs(name: str, units: str, long_name: str) -> dict[str, Output]:
+    """Mean, standard deviation and quantiles of a Monte Carlo quantity."""
+    return {
+        f"{name}_mean": Output(units, f"mean {long_name} over Monte Carlo trials"),
+        f"{name}_std": Output(units, f"standard deviation of the {long_name} over Monte Carlo trials"),
+        f"{name}_quantile": Output(units, f"quantiles of the {long_name} over Monte Carlo trials", ("quantile",)),
+    }
+
+
+def summarise(name: str, values: jax.Array) -> dict[str, jax.Array]:
+    """``summary_outputs(name, ...)`` of the trial values ``values``."""
+    return {
+        f"{name}_mean": jnp.mean(values),
+        f"{name}_std": jnp.std(values, ddof=1) if values.size > 1 else jnp.zeros(()),
+        f"{name}_quantile": jnp.quantile(values, jnp.asarray(QUANTILES)),
+    }
+
+
+ABORT_OUTPUT = {"abort_probability": Output("1", "probability that a block aborts (QBER above threshold or no key)")}
 MONTECARLO_OUTPUTS: Mapping[str, Output] = {
-    "key_length_mean": Output("bit", "mean secret key length per block over Monte Carlo trials"),
-    "key_length_std": Output("bit", "standard deviation of the secret key length per block"),
-    "key_length_quantile": Output("bit", "quantiles of the secret key length per block", ("quantile",)),
-    "key_rate_mean": Output("bit/s", "mean secret key rate over Monte Carlo trials"),
-    "key_rate_std": Output("bit/s", "standard deviation of the secret key rate"),
-    "key_rate_quantile": Output("bit/s", "quantiles of the secret key rate", ("quantile",)),
-    "abort_probability": Output("1", "probability that a block aborts (QBER above threshold or no key)"),
+    **summary_outputs("key_length", "bit", "secret key length per block"),
+    **summary_outputs("key_rate", "bit/s", "secret key rate"),
+    **ABORT_OUTPUT,
 }
 TRIAL_OUTPUTS: Mapping[str, Output] = {
     "trial_key_length": Output("bit", "secret key length of each Monte Carlo block", ("trial",)),
     "trial_qber": Output("1", "observed key-basis QBER of each Monte Carlo block", ("trial",)),
 }
+LOSS_BUDGET_OUTPUTS: Mapping[str, Output] = {
+    "slant_range_km": Output("km", "slant range to the satellite"),
+    "diffraction_loss_db": Output("dB", "diffraction loss (truncated Gaussian beam, receive aperture)"),
+    "atmospheric_loss_db": Output("dB", "atmospheric extinction"),
+    "pointing_loss_db": Output("dB", "mean pointing-jitter loss"),
+    "total_loss_db": Output("dB", "total channel loss (diffraction, atmosphere, pointing, intrinsic)"),
+}
+PASS_OUTPUTS: Mapping[str, Output] = {
+    "key_per_pass": Output("bit", "secret key of one pass (its counts form one finite-key block)"),
+    "key_rate": Output("bit/s", "secret key per pass divided by the pass duration"),
+    "key_rate_per_pulse": Output("bit", "secret key bits per pulse sent during the pass"),
+    "qber": Output("1", "quantum bit error rate of the signal intensity over the pass"),
+    "gain": Output("1", "detection probability per signal pulse, pass average"),
+    "plob_bound_per_pulse": Output("bit", "PLOB repeaterless bound per channel use, pass average"),
+    "pass_duration_s": Output("s", "time above the minimum elevation"),
+    "block_pulses": Output("1", "pulses sent during the pass"),
+    "min_total_loss_db": Output("dB", "total channel loss at the pass's maximum elevation"),
+    "phase_error": Output("1", "upper bound on the single-photon phase-error rate of the pass"),
+    "passes_per_day": Output("1/d", "passes per day above the minimum elevation"),
+    "key_per_day": Output("bit/d", "expected secret key per day (all passes, cloud-free fraction)"),
+    "key_per_year": Output("bit/a", "expected secret key per year"),
+}
+PASS_MONTECARLO_OUTPUTS: Mapping[str, Output] = {
+    **summary_outputs("key_per_pass", "bit", "secret key per pass (turbulence, pointing, counts)"),
+    **ABORT_OUTPUT,
+}
+PASS_TIME_STEPS = 128  # time steps per pass: 4 s for an 8-minute pass at 500 km
+PASS_OFFSETS = 16  # closest-approach offsets averaged over for the key per day
 
 
-def detection_statistics(p: StudyParams):
+def detection_statistics(p: StudyParams, channel):
     """Gains and error gains per intensity (signal, decoy, weak), and the true single-photon yield and error yield.
 
-    Dead time scales every yield by the live fraction at the mean click rate of the intensity mix, shared by
-    Bob's two detectors.
+    Background light the link lets in adds to each detector's dark counts (independent Poisson noise). Dead
+    time scales every yield by the live fraction at the mean click rate of the intensity mix, shared by Bob's
+    two detectors.
     """
-    channel = p.link.transmittance()
-    eta = channel * p.detector.efficiency
-    click, error = click_and_error_probs(-jnp.expm1(-eta * intensities(p.source)), p.detector)
+    background = p.link.background_count_prob(p.source.rep_rate_hz)
+    noise = 1.0 - (1.0 - p.detector.dark_count_prob) * (1.0 - background)
+    detector = dataclasses.replace(p.detector, dark_count_prob=noise)
+    eta = channel * detector.efficiency
+    click, error = click_and_error_probs(-jnp.expm1(-eta * intensities(p.source)), detector)
     mean_click = jnp.dot(intensity_probs(p.source), click)
-    live = live_fraction(p.source.rep_rate_hz * mean_click / 2.0, p.detector.dead_time_ns)
-    click1, error1 = click_and_error_probs(eta, p.detector)
-    return channel, live * click, live * error, live * click1, live * error1
+    live = live_fraction(p.source.rep_rate_hz * mean_click / 2.0, detector.dead_time_ns)
+    click1, error1 = click_and_error_probs(eta, detector)
+    return live * click, live * error, live * click1, live * error1
 
 
 def single_photon_bounds(p: StudyParams, gain, error_gain, true_yield1, true_error_yield1):
@@ -88,8 +137,9 @@ def single_photon_bounds(p: StudyParams, gain, error_gain, true_yield1, true_err
 
 
 def asymptotic_metrics(p: StudyParams) -> dict[str, jax.Array]:
-    """All cube variables for one grid point of a fibre decoy-BB84 study."""
-    channel, gain, error_gain, yield1, error_yield1 = detection_statistics(p)
+    """Cube variables of asymptotic decoy BB84 over a link evaluated at one point (fibre length, elevation)."""
+    channel = p.link.transmittance()
+    gain, error_gain, yield1, error_yield1 = detection_statistics(p, channel)
     qber = bb84_decoy.safe_divide(error_gain[0], gain[0])
     y1, e1 = single_photon_bounds(p, gain, error_gain, yield1, error_yield1)
     per_pulse = bb84_decoy.asymptotic_key_rate(p.source.p_signal, p.source.mu_signal, gain[0], qber, y1, e1, p.protocol)
@@ -108,7 +158,8 @@ def asymptotic_metrics(p: StudyParams) -> dict[str, jax.Array]:
 def finite_key_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], tuple]:
     """Cube variables of a finite block of ``protocol.block_size`` key-basis detections with the expected counts,
     and what the Monte Carlo needs to sample such blocks."""
-    channel, gain, error_gain, _, _ = detection_statistics(p)
+    channel = p.link.transmittance()
+    gain, error_gain, _, _ = detection_statistics(p, channel)
     intensity, probs = intensities(p.source), intensity_probs(p.source)
     counts, pulses = expected_block_counts(p.protocol.block_size, p.protocol.p_key_basis, probs, gain, error_gain)
     key = finite_key(counts, intensity, probs, p.protocol)
@@ -143,29 +194,117 @@ def montecarlo_metrics(p: StudyParams, key, trials: int, keep_trials: bool, bloc
         return finite_key(observed, intensities(p.source), probs, p.protocol)
 
     blocks = jax.vmap(one_block)(jnp.arange(trials))
-    lengths = blocks.key_length
-    rates = lengths / pulses * p.source.rep_rate_hz
     metrics = {
-        "key_length_mean": jnp.mean(lengths),
-        "key_length_std": jnp.std(lengths, ddof=1) if trials > 1 else jnp.zeros(()),
-        "key_length_quantile": jnp.quantile(lengths, jnp.asarray(QUANTILES)),
-        "key_rate_mean": jnp.mean(rates),
-        "key_rate_std": jnp.std(rates, ddof=1) if trials > 1 else jnp.zeros(()),
-        "key_rate_quantile": jnp.quantile(rates, jnp.asarray(QUANTILES)),
+        **summarise("key_length", blocks.key_length),
+        **summarise("key_rate", blocks.key_length / pulses * p.source.rep_rate_hz),
         "abort_probability": jnp.mean(blocks.aborted),
     }
     if keep_trials:
-        metrics |= {"trial_key_length": lengths, "trial_qber": blocks.qber_x}
+        metrics |= {"trial_key_length": blocks.key_length, "trial_qber": blocks.qber_x}
     return metrics
+
+
+def pass_block(p: StudyParams, channels, step_s):
+    """Pulses of a pass and its gains and error gains per intensity, averaged over the time steps' ``channels``."""
+    gain, error_gain, _, _ = jax.vmap(lambda channel: detection_statistics(p, channel))(channels)
+    pulses = p.source.rep_rate_hz * step_s * channels.shape[0]
+    return pulses, jnp.mean(gain, axis=0), jnp.mean(error_gain, axis=0)
+
+
+def pass_key(p: StudyParams, pulses, gain, error_gain):
+    """The pass's counts as one finite-key block (as SatQuMA does), estimated with Lim et al. (2014)."""
+    probs = intensity_probs(p.source)
+    counts = block_counts(pulses, p.protocol.p_key_basis, probs, gain, error_gain)
+    return finite_key(counts, intensities(p.source), probs, p.protocol)
+
+
+def pass_geometry(link, max_elevation_deg):
+    """Elevations of the pass's time steps and the step length."""
+    _, elevation_deg, step_s = free_space.pass_elevations_deg(
+        max_elevation_deg, link.min_elevation_deg, link.altitude_km, PASS_TIME_STEPS
+    )
+    return elevation_deg, step_s
+
+
+def key_per_day(p: StudyParams, table):
+    """Expected key per day and passes per day: passes/day x cloud-free probability x key of the average pass.
+
+    The average is over the closest-approach offsets of the passes above the minimum elevation
+    (``free_space.max_elevation_weights``), each pass with the mean transmittance.
+    """
+    max_elevations, weights = free_space.max_elevation_weights(PASS_OFFSETS, p.link.min_elevation_deg, p.link.altitude_km)
+
+    def key_of_pass(max_elevation_deg):
+        elevation_deg, step_s = pass_geometry(p.link, max_elevation_deg)
+        channels = jax.vmap(satellite.mean_transmittance, (None, 0, None))(p.link, elevation_deg, table)
+        return pass_key(p, *pass_block(p, channels, step_s)).key_length
+
+    mean_key = jnp.dot(weights, jax.vmap(key_of_pass)(max_elevations))
+    passes = free_space.passes_per_day(p.link.station_latitude_deg, p.link.min_elevation_deg, p.link.altitude_km, p.link.inclination_deg)
+    return passes * p.link.cloud_free_prob * mean_key, passes
+
+
+def pass_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], tuple]:
+    """Cube variables of one pass peaking at ``link.max_elevation_deg``, with the mean transmittance per step."""
+    elevation_deg, step_s = pass_geometry(p.link, p.link.max_elevation_deg)
+    table = satellite.diffraction_table(p.link)
+    loss_db = jax.vmap(satellite.loss_budget_db, (None, 0, None))(p.link, elevation_deg, table)["total_loss_db"]
+    channels = 10.0 ** (-loss_db / 10.0)
+    pulses, gain, error_gain = pass_block(p, channels, step_s)
+    key = pass_key(p, pulses, gain, error_gain)
+    duration_s = step_s * PASS_TIME_STEPS
+    per_day, passes = key_per_day(p, table)
+    metrics = {
+        "key_per_pass": key.key_length,
+        "key_rate": bb84_decoy.safe_divide(key.key_length, duration_s),
+        "key_rate_per_pulse": bb84_decoy.safe_divide(key.key_length, pulses),
+        "qber": bb84_decoy.safe_divide(error_gain[0], gain[0]),
+        "gain": gain[0],
+        "plob_bound_per_pulse": jnp.mean(plob_bound(channels)),
+        "pass_duration_s": duration_s,
+        "block_pulses": pulses,
+        "min_total_loss_db": jnp.min(loss_db),
+        "phase_error": key.phase_error,
+        "passes_per_day": passes,
+        "key_per_day": per_day,
+        "key_per_year": 365.25 * per_day,
+    }
+    return metrics, (elevation_deg, step_s, table)
+
+
+def pass_montecarlo_metrics(p: StudyParams, key, trials: int, geometry) -> dict[str, jax.Array]:
+    """Distribution of the key per pass: every trial fades each time step (pointing, scintillation) and samples
+    the pass's counts.
+
+    The counts are drawn as one multinomial with the pass-averaged cell probabilities. A pass is a sum of
+    steps with different probabilities p_t; this has the same mean and a variance smaller by N Var_t(p_t),
+    which is below p_max of it (detection probabilities of satellite links are << 1).
+    """
+    elevation_deg, step_s, table = geometry
+    probs = intensity_probs(p.source)
+    statistics = jax.vmap(satellite.fading, (None, 0, None))(p.link, elevation_deg, table)  # shared by the trials
+
+    def one_pass(t):
+        fading_key, counts_key = jax.random.split(jax.random.fold_in(key, t))
+        step_keys = jax.random.split(fading_key, elevation_deg.shape[0])
+        channels = jax.vmap(satellite.faded_transmittance)(step_keys, statistics)
+        pulses, gain, error_gain = pass_block(p, channels, step_s)
+        observed = sample_block(counts_key, jnp.round(pulses), p.protocol.p_key_basis, probs, gain, error_gain)
+        return finite_key(observed, intensities(p.source), probs, p.protocol)
+
+    passes = jax.vmap(one_pass)(jnp.arange(trials))
+    return {**summarise("key_per_pass", passes.key_length), "abort_probability": jnp.mean(passes.aborted)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Study:
     """``study(values, key) -> metrics`` for one grid point.
 
-    ``choices`` are the static parameters (strings, and optional numbers left unset): an unset
-    ``protocol.block_size`` means asymptotic key rates; a set one, finite-key blocks, with ``trials`` Monte Carlo
-    blocks per point when ``trials > 0``. The study is hashable so that jit caches one program per study.
+    ``choices`` are the static parameters (strings, and optional numbers left unset). A satellite link with
+    ``link.elevation_deg`` unset is a pass study (key per pass, per day, per year; ``trials`` turbulence Monte
+    Carlo passes). Otherwise the link is evaluated at one point: an unset ``protocol.block_size`` gives asymptotic
+    key rates, a set one finite-key blocks, with ``trials`` Monte Carlo blocks per point when ``trials > 0``.
+    The study is hashable so that jit caches one program per study.
     """
 
     choices: tuple[tuple[str, str | None], ...]
@@ -173,14 +312,26 @@ class Study:
     keep_trials: bool = False
 
     @property
+    def satellite(self) -> bool:
+        return dict(self.choices).get("link.type", "fibre").startswith("satellite")
+
+    @property
+    def satellite_pass(self) -> bool:
+        return self.satellite and ("link.elevation_deg", None) in self.choices
+
+    @property
     def finite_key(self) -> bool:
         return ("protocol.block_size", None) not in self.choices
 
     @property
     def outputs(self) -> Mapping[str, Output]:
+        if self.satellite_pass:
+            return {**PASS_OUTPUTS, **(PASS_MONTECARLO_OUTPUTS if self.trials else {})}
+        budget = LOSS_BUDGET_OUTPUTS if self.satellite else {}
         if not self.finite_key:
-            return ASYMPTOTIC_OUTPUTS
-        return {**FINITE_KEY_OUTPUTS, **(MONTECARLO_OUTPUTS if self.trials else {}), **(TRIAL_OUTPUTS if self.keep_trials else {})}
+            return {**ASYMPTOTIC_OUTPUTS, **budget}
+        montecarlo = MONTECARLO_OUTPUTS if self.trials else {}
+        return {**FINITE_KEY_OUTPUTS, **budget, **montecarlo, **(TRIAL_OUTPUTS if self.keep_trials else {})}
 
     @property
     def coords(self) -> Mapping[str, tuple[np.ndarray, Mapping[str, str]]]:
@@ -192,13 +343,20 @@ class Study:
 
     @property
     def evaluations_per_point(self) -> int:
-        return max(self.trials, 1)
+        return max(self.trials, 1) * (PASS_TIME_STEPS if self.satellite_pass else 1)
 
     def __call__(self, values: Mapping[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
         p = build_params({**values, **dict(self.choices)})
+        if self.satellite_pass:
+            metrics, geometry = pass_metrics(p)
+            return metrics | (pass_montecarlo_metrics(p, key, self.trials, geometry) if self.trials else {})
         if not self.finite_key:
-            return asymptotic_metrics(p)  # deterministic: the key is unused
-        metrics, block = finite_key_metrics(p)
-        if self.trials:
-            metrics |= montecarlo_metrics(p, key, self.trials, self.keep_trials, block)
+            metrics = asymptotic_metrics(p)  # deterministic: the key is unused
+        else:
+            metrics, block = finite_key_metrics(p)
+            if self.trials:
+                metrics |= montecarlo_metrics(p, key, self.trials, self.keep_trials, block)
+        if self.satellite:
+            budget = satellite.loss_budget_db(p.link, p.link.elevation_deg)
+            metrics |= {name: budget[name] for name in LOSS_BUDGET_OUTPUTS}
         return metrics

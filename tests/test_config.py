@@ -22,7 +22,7 @@ BAD_INPUTS = [
     (["source.p_signal=1.2"], "source.p_signal = 1.2 is outside the allowed range (0, 1]"),
     (["detector.dark_count_prob=abc"], "detector.dark_count_prob = 'abc' is not a number"),
     (["protocol.decoy=two_decoys"], "protocol.decoy = 'two_decoys' is not one of: infinite, vacuum_weak, none"),
-    (["link.distanc_km=5"], "unknown config key 'link.distanc_km' (link accepts: attenuation_db_per_km, distance_km,"),
+    (["link.distanc_km=5"], "unknown config key 'link.distanc_km' (did you mean link.distance_km? link accepts, by link.type: fibre: attenuation_db_per_km, distance_km,"),
     (["+link.fiber_type=smf28"], "unknown config key 'link.fiber_type' (link accepts: type, distance_km,"),
     (["link.distance_km=${linspace:0,250}"], "link.distance_km: malformed range: linspace got 2 argument(s)"),
     (["link.distance_km=${logspace:0,2,0}"], "link.distance_km: malformed range: logspace:0,2,0"),

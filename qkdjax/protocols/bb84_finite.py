@@ -50,17 +50,24 @@ class FiniteKey(NamedTuple):
     aborted: jax.Array  # QBER above qber_abort or no positive key
 
 
-def expected_block_counts(block_size, p_key_basis, probs, gain, error_gain) -> tuple[BlockCounts, jax.Array]:
-    """Expected counts of a block of ``n_X = block_size`` X detections, and the number of pulses ``N`` it takes.
+def block_counts(pulses, p_key_basis, probs, gain, error_gain) -> BlockCounts:
+    """Expected counts of ``pulses`` pulses: ``n_{B,k} = N p_k q_B^2 R_k``, ``m_{B,k} = N p_k q_B^2 e_k``.
 
     ``gain``/``error_gain`` are the per-pulse detection and error probabilities per intensity (Lim 2014, Sec. IV:
-    ``R_k`` and ``e_k``); ``n_{B,k} = N p_k q_B^2 R_k`` and ``N = n_X / (q_x^2 sum_k p_k R_k)``.
+    ``R_k`` and ``e_k``), or their averages over the pulses of the block.
     """
-    q_x, q_z = p_key_basis, 1.0 - p_key_basis
-    pulses = block_size / (q_x**2 * jnp.dot(probs, gain))
-    per_pulse = pulses * probs
-    counts = BlockCounts(q_x**2 * per_pulse * gain, q_x**2 * per_pulse * error_gain, q_z**2 * per_pulse * gain, q_z**2 * per_pulse * error_gain)
-    return counts, pulses
+    per_intensity = pulses * probs
+    x, z = p_key_basis**2 * per_intensity, (1.0 - p_key_basis) ** 2 * per_intensity
+    return BlockCounts(x * gain, x * error_gain, z * gain, z * error_gain)
+
+
+def expected_block_counts(block_size, p_key_basis, probs, gain, error_gain) -> tuple[BlockCounts, jax.Array]:
+    """Expected counts of a block of ``n_X = block_size`` X detections, and the pulses ``N`` it takes.
+
+    ``N = n_X / (q_x^2 sum_k p_k R_k)``.
+    """
+    pulses = block_size / (p_key_basis**2 * jnp.dot(probs, gain))
+    return block_counts(pulses, p_key_basis, probs, gain, error_gain), pulses
 
 
 def hoeffding_deviation(total, eps):
