@@ -73,7 +73,13 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
     grid = parse_grid(cfg)
     settings = parse_settings(cfg)
     check_study(grid, settings)
-    make_study = functools.partial(Study, trials=settings.trials, keep_trials=settings.keep_trials)
+    make_study = functools.partial(
+        Study,
+        trials=settings.trials,
+        keep_trials=settings.keep_trials,
+        supply_horizon_h=settings.supply_horizon_h,
+        supply_steps=settings.supply_steps,
+    )
     cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
     overrides = list(hydra_cfg.overrides.task)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}

@@ -87,10 +87,12 @@ class Settings:
     output_format: str
     trials: int
     keep_trials: bool
+    supply_horizon_h: float
+    supply_steps: int
 
 
 OUTPUT_FORMATS = ("netcdf",)
-_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "hydra"}
+_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "hydra"}
 
 
 RANGE_EXPRESSION = re.compile(r"^\$\{(linspace|logspace):([^{}]*)\}$")
@@ -185,6 +187,40 @@ def _choice_values(path: str, value: Any, choices: Sequence[str]) -> list[str]:
     return values
 
 
+HOP_GROUPS = {"link": parameters.FibreLink, "detector": parameters.Detector, "protocol": parameters.Protocol}
+
+
+def _hops(path: str, value: Any) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Validate a list of hops; each hop is a fibre link's values plus optional ``detector``/``protocol`` values.
+
+    Returns per hop the flat ``(group.field, value)`` pairs it sets (hashable: the hops are static).
+    """
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{path} must be a non-empty list of hops, each with distance_km and attenuation_db_per_km")
+    hops = []
+    for index, hop in enumerate(value):
+        where = f"{path}[{index}]"
+        if not isinstance(hop, dict):
+            raise ConfigError(f"{where} = {hop!r} is not a hop (a mapping with distance_km, attenuation_db_per_km)")
+        sections = {"link": {k: v for k, v in hop.items() if k not in ("detector", "protocol")}}
+        sections |= {group: hop[group] for group in ("detector", "protocol") if group in hop}
+        sections["link"].setdefault("extra_loss_db", 0.0)
+        pairs = []
+        for group, values in sections.items():
+            fields = {f.name: f for f in parameters.numeric_fields(HOP_GROUPS[group])}
+            if not isinstance(values, dict):
+                raise ConfigError(f"{where}.{group} must be a mapping of {group} values")
+            for key, number in values.items():
+                if key not in fields:
+                    raise ConfigError(f"unknown key '{key}' in {where} ({group} values of a hop: {', '.join(fields)})")
+                pairs.append((f"{group}.{key}", float(_numeric_values(f"{where}.{key}", number, fields[key].metadata["range"])[0])))
+        missing = {"distance_km", "attenuation_db_per_km"} - set(sections["link"])
+        if missing:
+            raise ConfigError(f"{where} lacks {', '.join(sorted(missing))}")
+        hops.append(tuple(pairs))
+    return tuple(hops)
+
+
 def _group_class(cfg: DictConfig, group: str) -> type:
     node = cfg.get(group)
     if not isinstance(node, DictConfig):
@@ -237,6 +273,9 @@ def parse_grid(cfg: DictConfig) -> Grid:
         for field in dataclasses.fields(cls):
             path, meta = f"{group}.{field.name}", field.metadata
             value = _resolve(cfg[group], path)
+            if meta.get("hops"):
+                static[path] = _hops(path, value)
+                continue
             if "choices" in meta:
                 values = _choice_values(path, value, meta["choices"])
                 if isinstance(value, list):
@@ -272,6 +311,12 @@ def parse_settings(cfg: DictConfig) -> Settings:
     output_format = cfg.output.format
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(f"output.format = {output_format!r} is not one of: {', '.join(OUTPUT_FORMATS)}")
+    horizon_h, step_s = cfg.supply.horizon_h, cfg.supply.time_step_s
+    for name, v in (("supply.horizon_h", horizon_h), ("supply.time_step_s", step_s)):
+        if not _is_number(v) or not 0 < v < math.inf:
+            raise ConfigError(f"{name} = {v!r} must be a positive number")
+    if step_s > horizon_h * 3600.0:
+        raise ConfigError(f"supply.time_step_s = {step_s:g} is longer than supply.horizon_h = {horizon_h:g} h")
     keep_trials = cfg.montecarlo.keep_trials
     if not isinstance(keep_trials, bool):
         raise ConfigError(f"montecarlo.keep_trials = {keep_trials!r} must be true or false")
@@ -283,6 +328,8 @@ def parse_settings(cfg: DictConfig) -> Settings:
         output_format=output_format,
         trials=_integer("montecarlo.trials", cfg.montecarlo.trials, 0),
         keep_trials=keep_trials,
+        supply_horizon_h=float(horizon_h),
+        supply_steps=round(horizon_h * 3600.0 / step_s),
     )
 
 
@@ -290,17 +337,18 @@ def check_study(grid: Grid, settings: Settings) -> None:
     """Reject settings that contradict the study's parameters."""
     asymptotic = grid.static.get("protocol.block_size", 1.0) is None
     satellite_pass = grid.static.get("link.elevation_deg", 1.0) is None
+    chain = grid.static.get("link.type") in ("trusted_node", "corridor")
     if satellite_pass and not asymptotic:
         raise ConfigError(
             "protocol.block_size is set, but a satellite pass (link.elevation_deg = null) makes its own block of "
             "all the pass's counts: set protocol.block_size=null, or link.elevation_deg to evaluate one elevation"
         )
-    if settings.trials and asymptotic and not satellite_pass:
+    if settings.trials and asymptotic and not (satellite_pass or chain):
         raise ConfigError(
             f"montecarlo.trials = {settings.trials} samples finite blocks: set protocol.block_size (key-basis "
             "detections per block, e.g. 1e6), or montecarlo.trials=0 for asymptotic key rates"
         )
-    if settings.keep_trials and (not settings.trials or satellite_pass):
+    if settings.keep_trials and (not settings.trials or satellite_pass or chain):
         raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0 and protocol.block_size")
 
 

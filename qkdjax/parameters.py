@@ -157,6 +157,57 @@ class SatelliteLink:
         return -jnp.expm1(-self.background_rate_hz * self.detection_window_ns * 1e-9)
 
 
+MAX_TRUSTED_NODES = 8  # corridors are simulated with this many node slots, the unused ones masked out
+MAX_PATHS = 3  # disjoint parallel paths between the two user sites
+
+
+def hops_field(long_name: str) -> Any:
+    """A list of hops, each a fibre link with optional detector/protocol overrides: static (it shapes the study)."""
+    return dataclasses.field(metadata={"static": True, "long_name": long_name, "hops": True})
+
+
+@dataclasses.dataclass(frozen=True)
+class KeySupply:
+    """Reliability of hops and trusted nodes, key buffers and the application's demand (qkdjax.network)."""
+
+    paths: Any = number("1", "disjoint parallel paths between the user sites", Range(1.0, MAX_PATHS, integer=True))
+    hop_mtbf_h: Any = number("h", "mean time between failures of a hop", POSITIVE)
+    hop_mttr_h: Any = number("h", "mean time to repair a hop", POSITIVE)
+    node_mtbf_h: Any = number("h", "mean time between failures of a trusted node", POSITIVE)
+    node_mttr_h: Any = number("h", "mean time to repair a trusted node", POSITIVE)
+    failure_shape: Any = number("1", "Weibull shape of the times to failure (1: exponential)", Range(0.2, 10.0))
+    repair_log_sigma: Any = number("1", "log-sd of lognormal repair times (0: exponential)", Range(0.0, 3.0))
+    buffer_bits: Any = number("bit", "key buffer of each hop", NON_NEGATIVE)
+    store_bits: Any = number("bit", "end-to-end key store at the user sites", NON_NEGATIVE)
+    demand_bps: Any = number("bit/s", "end-to-end key demand of the applications", NON_NEGATIVE)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class TrustedNodeChain(KeySupply):
+    """Fibre hops in series joined at trusted nodes, with key relay; each hop may override detector and protocol
+    values of the study (e.g. a hop with other detectors)."""
+
+    type: str = choice("link model", ("trusted_node",))
+    hops: Any = hops_field("hops of the chain")
+
+    constraints = ()
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Corridor(KeySupply):
+    """A fibre corridor cut into equal hops by ``trusted_nodes`` evenly spaced trusted nodes."""
+
+    type: str = choice("link model", ("corridor",))
+    total_length_km: Any = number("km", "corridor length", NON_NEGATIVE)
+    trusted_nodes: Any = number("1", "trusted nodes along the corridor", Range(0.0, MAX_TRUSTED_NODES, integer=True))
+    attenuation_db_per_km: Any = number("dB/km", "fibre attenuation", NON_NEGATIVE)
+    extra_loss_db: Any = number("dB", "extra lumped loss per hop", NON_NEGATIVE)
+
+    constraints = ()
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Detector:
@@ -222,7 +273,7 @@ class Protocol:
 class StudyParams(NamedTuple):
     """Everything a study needs for one grid point."""
 
-    link: FibreLink | SatelliteLink
+    link: FibreLink | SatelliteLink | TrustedNodeChain | Corridor
     detector: Detector
     source: Source
     protocol: Protocol
@@ -230,7 +281,13 @@ class StudyParams(NamedTuple):
 
 # Config group -> {type name -> parameter class}; a group with one class uses the key None (no ``type`` field).
 GROUPS: Mapping[str, Mapping[str | None, type]] = {
-    "link": {"fibre": FibreLink, "satellite_downlink": SatelliteLink, "satellite_uplink": SatelliteLink},
+    "link": {
+        "fibre": FibreLink,
+        "satellite_downlink": SatelliteLink,
+        "satellite_uplink": SatelliteLink,
+        "trusted_node": TrustedNodeChain,
+        "corridor": Corridor,
+    },
     "detector": {None: Detector},
     "source": {None: Source},
     "protocol": {None: Protocol},

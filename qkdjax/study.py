@@ -15,10 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from qkdjax.montecarlo.fluctuations import sample_block
-from qkdjax.parameters import StudyParams, build_params
+from qkdjax.network import availability
+from qkdjax.parameters import MAX_PATHS, MAX_TRUSTED_NODES, FibreLink, StudyParams, build_params
 from qkdjax.physics import free_space, satellite
 from qkdjax.physics.bounds import plob_bound
 from qkdjax.physics.detector import click_and_error_probs, live_fraction
+from qkdjax.physics.fibre import loss_db as fibre_loss_db
 from qkdjax.physics.source import intensities, intensity_probs
 from qkdjax.protocols import bb84_decoy
 from qkdjax.protocols.bb84_finite import block_counts, expected_block_counts, finite_key
@@ -101,6 +103,21 @@ PASS_OUTPUTS: Mapping[str, Output] = {
 PASS_MONTECARLO_OUTPUTS: Mapping[str, Output] = {
     **summary_outputs("key_per_pass", "bit", "secret key per pass (turbulence, pointing, counts)"),
     **ABORT_OUTPUT,
+}
+CHAIN_OUTPUTS: Mapping[str, Output] = {
+    "key_rate": Output("bit/s", "end-to-end secret key rate (key relay: the slowest hop)"),
+    "bottleneck_hop": Output("1", "index of the slowest hop (0: the first)"),
+    "bottleneck_loss_db": Output("dB", "channel loss of the slowest hop"),
+    "trusted_nodes": Output("1", "trusted nodes on each path"),
+}
+SUPPLY_OUTPUTS: Mapping[str, Output] = {
+    "availability": Output("1", "fraction of time a relay path is up (mean over trials)"),
+    "demand_met_probability": Output("1", "probability that the demand is fully met over the horizon"),
+    "unserved_bits_mean": Output("bit", "expected demanded key not served over the horizon"),
+    "unserved_fraction_mean": Output("1", "expected fraction of the demand not served"),
+    "longest_starvation_h_mean": Output("h", "mean longest interval without enough key"),
+    "longest_starvation_h_q95": Output("h", "95 % quantile of the longest interval without enough key"),
+    "first_starvation_h_quantile": Output("h", "quantiles of the time to the first starvation (horizon: never)", ("quantile",)),
 }
 PASS_TIME_STEPS = 128  # time steps per pass: 4 s for an 8-minute pass at 500 km
 PASS_OFFSETS = 16  # closest-approach offsets averaged over for the key per day
@@ -296,6 +313,87 @@ def pass_montecarlo_metrics(p: StudyParams, key, trials: int, geometry) -> dict[
     return {**summarise("key_per_pass", passes.key_length), "abort_probability": jnp.mean(passes.aborted)}
 
 
+def hop_key_rate(p: StudyParams, hop_link, overrides=()) -> dict[str, jax.Array]:
+    """Secret key rate (bit/s) and channel loss of one hop: the study's detector, source and protocol over
+    ``hop_link``, with the hop's own ``(group.field, value)`` overrides."""
+    groups = {"detector": {}, "protocol": {}}
+    for path, value in overrides:
+        group, field = path.split(".")
+        if group in groups:
+            groups[group][field] = value
+    hop = p._replace(
+        link=hop_link,
+        detector=dataclasses.replace(p.detector, **groups["detector"]),
+        protocol=dataclasses.replace(p.protocol, **groups["protocol"]),
+    )
+    finite = hop.protocol.block_size is not None
+    rate = finite_key_metrics(hop)[0]["key_rate"] if finite else asymptotic_metrics(hop)["key_rate"]
+    loss_db = fibre_loss_db(hop_link.distance_km, hop_link.attenuation_db_per_km, hop_link.extra_loss_db)
+    return {"key_rate": rate, "loss_db": loss_db}
+
+
+def chain_hops(p: StudyParams) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Key rate and loss of every hop slot [H], and which slots hold a hop (corridors fill the first N + 1)."""
+    link = p.link
+    if link.type == "corridor":
+        hops = link.trusted_nodes + 1.0
+        hop_link = FibreLink("fibre", link.total_length_km / hops, link.attenuation_db_per_km, link.extra_loss_db)
+        one = hop_key_rate(p, hop_link)
+        slots = MAX_TRUSTED_NODES + 1
+        return {k: jnp.full(slots, v) for k, v in one.items()}, jnp.arange(slots) < hops
+    per_hop = []
+    for pairs in link.hops:
+        values = dict(pairs)
+        hop_link = FibreLink("fibre", values["link.distance_km"], values["link.attenuation_db_per_km"], values["link.extra_loss_db"])
+        per_hop.append(hop_key_rate(p, hop_link, pairs))
+    return {k: jnp.stack([h[k] for h in per_hop]) for k in per_hop[0]}, jnp.ones(len(per_hop), bool)
+
+
+def chain_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], tuple]:
+    """End-to-end key rate of a trusted-node chain: key relay delivers what its slowest hop makes."""
+    hops, mask = chain_hops(p)
+    rates = jnp.where(mask, hops["key_rate"], jnp.inf)
+    slowest = jnp.argmin(rates)
+    metrics = {
+        "key_rate": rates[slowest],
+        "bottleneck_hop": slowest.astype(jnp.float64),
+        "bottleneck_loss_db": hops["loss_db"][slowest],
+        "trusted_nodes": jnp.sum(mask) - 1.0,
+    }
+    return metrics, (hops["key_rate"], mask)
+
+
+def supply_metrics(p: StudyParams, key, trials: int, horizon_h: float, steps: int, hops) -> dict[str, jax.Array]:
+    """Availability of the key supply over ``trials`` simulated horizons (qkdjax.network.availability).
+
+    ``link.paths`` identical disjoint paths, each the chain of hops; hops and their intermediate nodes fail and
+    are repaired with the link's reliability figures.
+    """
+    link = p.link
+    rates, mask = hops
+    path_mask = (jnp.arange(MAX_PATHS) < link.paths)[:, None] & mask[None, :]
+    shape = path_mask.shape
+
+    def reliability(mtbf_h, mttr_h, columns):
+        full = lambda v: jnp.full((MAX_PATHS, columns), v)  # noqa: E731
+        return availability.Reliability(full(mtbf_h), full(mttr_h), full(link.failure_shape), full(link.repair_log_sigma))
+
+    summary = availability.simulate_trials(
+        key, jnp.broadcast_to(rates, shape), jnp.full(shape, link.buffer_bits), path_mask,
+        reliability(link.hop_mtbf_h, link.hop_mttr_h, shape[1]), reliability(link.node_mtbf_h, link.node_mttr_h, shape[1] - 1),
+        link.store_bits, link.demand_bps, horizon_h, steps, trials=trials,
+    )  # fmt: skip
+    return {
+        "availability": summary.availability_mean,
+        "demand_met_probability": summary.demand_met_probability,
+        "unserved_bits_mean": summary.unserved_bits_mean,
+        "unserved_fraction_mean": summary.unserved_fraction_mean,
+        "longest_starvation_h_mean": summary.longest_starvation_h_mean,
+        "longest_starvation_h_q95": summary.longest_starvation_h_q95,
+        "first_starvation_h_quantile": summary.first_starvation_h_quantiles,
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class Study:
     """``study(values, key) -> metrics`` for one grid point.
@@ -310,10 +408,16 @@ class Study:
     choices: tuple[tuple[str, str | None], ...]
     trials: int = 0
     keep_trials: bool = False
+    supply_horizon_h: float = 8760.0
+    supply_steps: int = 0
 
     @property
     def satellite(self) -> bool:
         return dict(self.choices).get("link.type", "fibre").startswith("satellite")
+
+    @property
+    def chain(self) -> bool:
+        return dict(self.choices).get("link.type") in ("trusted_node", "corridor")
 
     @property
     def satellite_pass(self) -> bool:
@@ -325,6 +429,8 @@ class Study:
 
     @property
     def outputs(self) -> Mapping[str, Output]:
+        if self.chain:
+            return {**CHAIN_OUTPUTS, **(SUPPLY_OUTPUTS if self.trials else {})}
         if self.satellite_pass:
             return {**PASS_OUTPUTS, **(PASS_MONTECARLO_OUTPUTS if self.trials else {})}
         budget = LOSS_BUDGET_OUTPUTS if self.satellite else {}
@@ -343,10 +449,17 @@ class Study:
 
     @property
     def evaluations_per_point(self) -> int:
+        if self.chain:
+            return max(self.trials, 1) * MAX_PATHS * (MAX_TRUSTED_NODES + 1)  # per time step: the scan's state
         return max(self.trials, 1) * (PASS_TIME_STEPS if self.satellite_pass else 1)
 
     def __call__(self, values: Mapping[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
         p = build_params({**values, **dict(self.choices)})
+        if self.chain:
+            metrics, hops = chain_metrics(p)
+            if self.trials:
+                metrics |= supply_metrics(p, key, self.trials, self.supply_horizon_h, self.supply_steps, hops)
+            return metrics
         if self.satellite_pass:
             metrics, geometry = pass_metrics(p)
             return metrics | (pass_montecarlo_metrics(p, key, self.trials, geometry) if self.trials else {})

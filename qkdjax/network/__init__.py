@@ -1,0 +1,1 @@
+"""Networks of links: trusted-node chains and the availability of their key supply."""
