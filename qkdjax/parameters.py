@@ -30,11 +30,12 @@ class Range:
     low_closed: bool = True
     high_closed: bool = True
     integer: bool = False
+    infinite_ok: bool = False  # an infinite bound value (e.g. a component that never fails) is allowed
 
     def contains(self, x: np.ndarray) -> np.ndarray:
         above = x >= self.low if self.low_closed else x > self.low
         below = x <= self.high if self.high_closed else x < self.high
-        ok = above & below & np.isfinite(x)
+        ok = above & below & (np.isfinite(x) | self.infinite_ok)
         return ok & (x == np.round(x)) if self.integer else ok
 
     def __str__(self) -> str:

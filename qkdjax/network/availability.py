@@ -64,6 +64,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, ndtri
 
+from qkdjax.parameters import Range
+
 SECONDS_PER_HOUR = 3600.0
 FIRST_STARVATION_QUANTILES = (0.05, 0.5, 0.95)
 _GAMMA_CANDIDATES = 8
@@ -393,46 +395,31 @@ def check_supply_inputs(
             raise ValueError(f"hop_mask[{p}] = {row.tolist()}; allowed: a path's hops first, then only False")
     node_mask = mask[:, 1:]
     for name, value, where, allowed in [
-        ("hop_rate_bps", hop_rate_bps, mask, _Range(0, np.inf)),
-        ("hop_buffer_bits", hop_buffer_bits, mask, _Range(0, np.inf)),
+        ("hop_rate_bps", hop_rate_bps, mask, Range(0.0, np.inf, high_closed=False)),
+        ("hop_buffer_bits", hop_buffer_bits, mask, Range(0.0, np.inf, high_closed=False)),
         *_reliability_checks("hop_reliability", hop_reliability, mask),
         *_reliability_checks("node_reliability", node_reliability, node_mask),
-        ("store_bits", store_bits, None, _Range(0, np.inf)),
-        ("demand_bps", demand_bps, None, _Range(0, np.inf)),
-        ("horizon_h", horizon_h, None, _Range(0, np.inf, closed_low=False)),
-        ("initial_fill", initial_fill, None, _Range(0, 1, closed_high=True)),
+        ("store_bits", store_bits, None, Range(0.0, np.inf, high_closed=False)),
+        ("demand_bps", demand_bps, None, Range(0.0, np.inf, high_closed=False)),
+        ("horizon_h", horizon_h, None, Range(0.0, np.inf, low_closed=False, high_closed=False)),
+        ("initial_fill", initial_fill, None, Range(0.0, 1.0)),
     ]:
         _check(name, value, where, allowed)
     if not isinstance(n_steps, (int, np.integer)) or not 1 <= n_steps < 2**31:
         raise ValueError(f"n_steps = {n_steps!r}; allowed: an integer in [1, 2^31)")
 
 
-class _Range(NamedTuple):
-    low: float
-    high: float
-    closed_low: bool = True
-    closed_high: bool = False  # inf is allowed only where closed_high
-
-    def contains(self, x):
-        above = x >= self.low if self.closed_low else x > self.low
-        below = x <= self.high if self.closed_high else x < self.high
-        return above & below
-
-    def __str__(self):
-        return f"{'[' if self.closed_low else '('}{self.low:g}, {self.high:g}{']' if self.closed_high else ')'}"
-
-
 def _reliability_checks(name: str, r: Reliability, where):
     return [
-        (f"{name}.mtbf_h", r.mtbf_h, where, _Range(0, np.inf, closed_low=False, closed_high=True)),
-        (f"{name}.mttr_h", r.mttr_h, where, _Range(0, np.inf, closed_low=False)),
+        (f"{name}.mtbf_h", r.mtbf_h, where, Range(0.0, np.inf, low_closed=False, infinite_ok=True)),
+        (f"{name}.mttr_h", r.mttr_h, where, Range(0.0, np.inf, low_closed=False, high_closed=False)),
         # Gamma(1 + 1/k) overflows for k below ~0.006; shapes outside [0.1, 100] are not failure laws in practice
-        (f"{name}.failure_shape", r.failure_shape, where, _Range(0.1, 100, closed_high=True)),
-        (f"{name}.repair_log_sigma", r.repair_log_sigma, where, _Range(0, np.inf)),
+        (f"{name}.failure_shape", r.failure_shape, where, Range(0.1, 100.0)),
+        (f"{name}.repair_log_sigma", r.repair_log_sigma, where, Range(0.0, np.inf, high_closed=False)),
     ]
 
 
-def _check(name: str, value, where, allowed: _Range) -> None:
+def _check(name: str, value, where, allowed: Range) -> None:
     try:
         array = np.asarray(value, dtype=np.float64)
         if where is not None:
