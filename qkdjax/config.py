@@ -237,7 +237,10 @@ def _check_keys(cfg: DictConfig, group: str, cls: type) -> None:
     fields = [f.name for f in dataclasses.fields(cls)]
     for key in cfg[group]:
         if key not in fields:
-            raise ConfigError(f"unknown config key '{group}.{key}' ({group} accepts: {', '.join(fields)})")
+            owners = [t for t, other in parameters.GROUPS[group].items() if t and key in {f.name for f in dataclasses.fields(other)}]
+            # e.g. the default sweep's link.distance_km with link=corridor: the sweep was written for another type
+            hint = f"; it belongs to {group}.type {' or '.join(owners)}: is the sweep for that type?" if owners else ""
+            raise ConfigError(f"unknown config key '{group}.{key}' ({group} accepts: {', '.join(fields)}{hint})")
     for name in fields:
         if name not in cfg[group]:
             raise ConfigError(f"config key '{group}.{name}' is missing")

@@ -121,3 +121,8 @@ def test_tokyo_and_corridor_commands_write_cubes(tmp_path):
 def test_bad_network_input_is_rejected(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         qkdjax.run("sweep=tokyo_2010", *overrides)
+
+
+def test_a_sweep_for_another_link_type_is_named_as_the_cause():
+    with pytest.raises(ConfigError, match=re.escape("it belongs to link.type fibre: is the sweep for that type?")):
+        qkdjax.run("link=corridor")  # the default sweep sets fibre lengths
