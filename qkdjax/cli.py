@@ -79,6 +79,8 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
         keep_trials=settings.keep_trials,
         supply_horizon_h=settings.supply_horizon_h,
         supply_steps=settings.supply_steps,
+        optimizer=settings.optimizer,
+        inverse=settings.inverse,
     )
     cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
     overrides = list(hydra_cfg.overrides.task)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from qkdjax import parameters
+from qkdjax.optimize import INVERSE_QUANTITIES, OPTIMISABLE, Inverse, Optimizer
 from qkdjax.parameters import Range
 
 
@@ -89,10 +90,12 @@ class Settings:
     keep_trials: bool
     supply_horizon_h: float
     supply_steps: int
+    optimizer: Optimizer | None = None
+    inverse: Inverse | None = None
 
 
 OUTPUT_FORMATS = ("netcdf",)
-_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "hydra"}
+_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "optimize", "inverse", "hydra"}
 
 
 RANGE_EXPRESSION = re.compile(r"^\$\{(linspace|logspace):([^{}]*)\}$")
@@ -306,6 +309,18 @@ def _integer(path: str, value: Any, low: int) -> int:
     return value
 
 
+def _positive_number(path: str, value: Any) -> float:
+    if not _is_number(value) or not 0 < value < math.inf:
+        raise ConfigError(f"{path} = {value!r} must be a positive number")
+    return float(value)
+
+
+def _boolean(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path} = {value!r} must be true or false")
+    return value
+
+
 def parse_settings(cfg: DictConfig) -> Settings:
     """Validate the run settings (seed, chunking, output). Raises ``ConfigError``."""
     for key in cfg:
@@ -314,16 +329,14 @@ def parse_settings(cfg: DictConfig) -> Settings:
     output_format = cfg.output.format
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(f"output.format = {output_format!r} is not one of: {', '.join(OUTPUT_FORMATS)}")
-    horizon_h, step_s = cfg.supply.horizon_h, cfg.supply.time_step_s
-    for name, v in (("supply.horizon_h", horizon_h), ("supply.time_step_s", step_s)):
-        if not _is_number(v) or not 0 < v < math.inf:
-            raise ConfigError(f"{name} = {v!r} must be a positive number")
+    horizon_h = _positive_number("supply.horizon_h", cfg.supply.horizon_h)
+    step_s = _positive_number("supply.time_step_s", cfg.supply.time_step_s)
     if step_s > horizon_h * 3600.0:
         raise ConfigError(f"supply.time_step_s = {step_s:g} is longer than supply.horizon_h = {horizon_h:g} h")
-    keep_trials = cfg.montecarlo.keep_trials
-    if not isinstance(keep_trials, bool):
-        raise ConfigError(f"montecarlo.keep_trials = {keep_trials!r} must be true or false")
+    keep_trials = _boolean("montecarlo.keep_trials", cfg.montecarlo.keep_trials)
     return Settings(
+        optimizer=parse_optimizer(cfg.optimize),
+        inverse=parse_inverse(cfg.inverse),
         seed=_integer("seed", cfg.seed, 0),
         chunk_size=_integer("sweep.chunk_size", cfg.sweep.chunk_size, 1),
         output_dir=str(cfg.output.dir),
@@ -334,6 +347,119 @@ def parse_settings(cfg: DictConfig) -> Settings:
         supply_horizon_h=float(horizon_h),
         supply_steps=round(horizon_h * 3600.0 / step_s),
     )
+
+
+def _parameter_names(path: str, value: Any, allowed: Sequence[str]) -> tuple[str, ...]:
+    """A list of dotted parameter paths, each one of ``allowed``, none repeated, at least one."""
+    if not isinstance(value, (list, ListConfig)) or not value:
+        raise ConfigError(f"{path} = {value!r} must be a non-empty list of: {', '.join(allowed)}")
+    names = tuple(value)
+    for name in names:
+        if name not in allowed:
+            raise ConfigError(f"{path} contains {name!r}, which is not one of: {', '.join(allowed)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path} = {list(names)} names a parameter twice")
+    return names
+
+
+def _bounds(path: str, node: Any, names: Sequence[str]) -> tuple[tuple[float, float], ...]:
+    """``[low, high]`` for each of ``names`` from ``node.<group>.<field>``, with low < high."""
+    bounds = []
+    for name in names:
+        where = f"{path}.{name}"
+        value = OmegaConf.select(node, name) if isinstance(node, DictConfig) else None
+        if value is None:
+            raise ConfigError(f"{where} is not set (give [low, high])")
+        if not isinstance(value, ListConfig) or len(value) != 2 or not all(_is_number(v) for v in value):
+            raise ConfigError(f"{where} = {value!r} must be [low, high]")
+        low, high = float(value[0]), float(value[1])
+        if not low < high:
+            raise ConfigError(f"{where} = [{low:g}, {high:g}] must have low < high")
+        bounds.append((low, high))
+    return tuple(bounds)
+
+
+def parse_optimizer(node: DictConfig) -> Optimizer | None:
+    """``optimize.*``: which protocol parameters to optimise at every point, within which bounds, and how."""
+    if not _boolean("optimize.enabled", node.enabled):
+        return None
+    params = _parameter_names("optimize.params", node.params, OPTIMISABLE)
+    bounds = _bounds("optimize.bounds", node.bounds, params)
+    for name, (low, high) in zip(params, bounds):
+        allowed = parameters.field(name).metadata["range"]
+        if not (allowed.contains(np.array([low, high])).all()):
+            raise ConfigError(f"optimize.bounds.{name} = [{low:g}, {high:g}] is outside the allowed range {allowed}")
+    return Optimizer(
+        params,
+        bounds,
+        starts=_integer("optimize.starts", node.starts, 1),
+        steps=_integer("optimize.steps", node.steps, 1),
+        learning_rate=_positive_number("optimize.learning_rate", node.learning_rate),
+    )
+
+
+def parse_inverse(node: DictConfig) -> Inverse | None:
+    """``inverse.*``: the inverse questions to answer at every point for a key-rate target."""
+    target = node.target_key_rate
+    if target is None:
+        if node.solve:
+            raise ConfigError(f"inverse.solve = {list(node.solve)} needs a target: set inverse.target_key_rate (bit/s)")
+        return None
+    if not _is_number(target) or not 0 <= target < math.inf:
+        raise ConfigError(f"inverse.target_key_rate = {target!r} must be a number >= 0 (bit/s)")
+    solve = _parameter_names("inverse.solve", node.solve, tuple(INVERSE_QUANTITIES))
+    bounds = _bounds("inverse.bounds", node.bounds, solve)
+    for name, (low, _) in zip(solve, bounds):
+        if INVERSE_QUANTITIES[name].log_scale and low <= 0:
+            raise ConfigError(f"inverse.bounds.{name} must start above 0 (it is searched in log scale), got {low:g}")
+    return Inverse(
+        float(target),
+        solve,
+        bounds,
+        iterations=_integer("inverse.iterations", node.iterations, 1),
+        optimize_steps=_integer("inverse.optimize_steps", node.optimize_steps, 1),
+    )
+
+
+def _check_optimizer(grid: Grid, optimizer: Optimizer) -> None:
+    """The optimised parameters are not axes, and the boxes' low ends leave every source constraint room."""
+    axes = {a.name for a in grid.numeric_axes}
+    for name in optimizer.params:
+        if name in axes:
+            raise ConfigError(f"{name} is both a sweep axis and optimised: give it one value (the first start) or drop it from optimize.params")
+
+    def swept(name: str) -> np.ndarray:
+        axis = next((a.values for a in grid.numeric_axes if a.name == name), None)
+        return np.asarray([grid.fixed[name]]) if axis is None else axis
+
+    def least(name: str) -> float:  # the smallest value the optimiser may give it, else its largest fixed value
+        return optimizer.box(name)[0] if name in optimizer.params else float(np.max(swept(name)))
+
+    def most(name: str) -> float:
+        return optimizer.box(name)[1] if name in optimizer.params else float(np.min(swept(name)))
+
+    intensities = ("source.mu_signal", "source.mu_decoy", "source.mu_weak")
+    room = (  # what the feasible intervals of qkdjax.optimize need, where they involve an optimised parameter
+        ("mu_signal > mu_decoy + mu_weak", intensities, most(intensities[0]) > least(intensities[1]) + least(intensities[2])),
+        ("mu_decoy > mu_weak", intensities[1:], most(intensities[1]) > least(intensities[2])),
+        ("p_signal + p_decoy < 1", ("source.p_signal", "source.p_decoy"), least("source.p_signal") + least("source.p_decoy") < 1.0),
+    )
+    for constraint, names, holds in room:
+        if not holds and set(names) & set(optimizer.params):
+            bounds = ", ".join(f"{n} = {list(optimizer.box(n))}" for n in optimizer.params if n.startswith("source."))
+            raise ConfigError(f"optimize.bounds leave no source with {constraint} ({bounds}; fixed values as configured)")
+
+
+def _check_inverse(grid: Grid, inverse: Inverse) -> None:
+    """Each inverse question's parameter belongs to this link and its search interval to the parameter's range."""
+    link_type = grid.static.get("link.type")
+    for name, (low, high) in zip(inverse.solve, inverse.bounds):
+        try:
+            allowed = parameters.field(name, link_type).metadata["range"]
+        except KeyError:
+            raise ConfigError(f"inverse.solve: {name} is not a parameter of link.type {link_type}") from None
+        if not allowed.contains(np.array([low, high])).all():
+            raise ConfigError(f"inverse.bounds.{name} = [{low:g}, {high:g}] is outside the allowed range {allowed}")
 
 
 def check_study(grid: Grid, settings: Settings) -> None:
@@ -351,6 +477,13 @@ def check_study(grid: Grid, settings: Settings) -> None:
             f"montecarlo.trials = {settings.trials} samples finite blocks: set protocol.block_size (key-basis "
             "detections per block, e.g. 1e6), or montecarlo.trials=0 for asymptotic key rates"
         )
+    if (settings.optimizer or settings.inverse) and (satellite_pass or chain):
+        what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
+        raise ConfigError(f"{what} works on links evaluated at one point (fibre, or a satellite at link.elevation_deg), not on {'a satellite pass' if satellite_pass else 'trusted-node chains'}")
+    if settings.optimizer:
+        _check_optimizer(grid, settings.optimizer)
+    if settings.inverse:
+        _check_inverse(grid, settings.inverse)
     if settings.keep_trials and (not settings.trials or satellite_pass or chain):
         raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0 and protocol.block_size")
 

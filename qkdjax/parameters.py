@@ -305,6 +305,18 @@ def group_class(group: str, type_name: str | None) -> type:
     return classes[type_name]
 
 
+def field(path: str, type_name: str | None = None) -> dataclasses.Field:
+    """The dataclass field of a dotted ``group.field`` path (its metadata: units, long_name, range).
+
+    Raises KeyError if the group's class (picked by ``type_name`` where it has a type) has no such field.
+    """
+    group, name = path.split(".")
+    found = [f for f in dataclasses.fields(group_class(group, type_name)) if f.name == name]
+    if not found:
+        raise KeyError(path)
+    return found[0]
+
+
 def build_params(values: Mapping[str, Any]) -> StudyParams:
     """Build the params pytree from a flat mapping ``"group.field" -> value`` (scalars or arrays)."""
     groups = {}
@@ -312,3 +324,12 @@ def build_params(values: Mapping[str, Any]) -> StudyParams:
         cls = group_class(group, values.get(f"{group}.type"))
         groups[group] = cls(**{f.name: values[f"{group}.{f.name}"] for f in dataclasses.fields(cls)})
     return StudyParams(**groups)
+
+
+def replace_values(p: StudyParams, values: Mapping[str, Any]) -> StudyParams:
+    """``p`` with the fields named by ``"group.field"`` keys replaced by ``values``."""
+    groups: dict[str, dict[str, Any]] = {}
+    for path, value in values.items():
+        group, field = path.split(".")
+        groups.setdefault(group, {})[field] = value
+    return p._replace(**{group: dataclasses.replace(getattr(p, group), **fields) for group, fields in groups.items()})

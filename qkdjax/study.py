@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from qkdjax.montecarlo.fluctuations import sample_block
+from qkdjax import optimize, parameters
 from qkdjax.network import availability
-from qkdjax.parameters import MAX_PATHS, MAX_TRUSTED_NODES, FibreLink, StudyParams, build_params
+from qkdjax.parameters import MAX_PATHS, MAX_TRUSTED_NODES, FibreLink, StudyParams, build_params, replace_values
 from qkdjax.physics import free_space, satellite
 from qkdjax.physics.bounds import plob_bound
 from qkdjax.physics.detector import click_and_error_probs, live_fraction
 from qkdjax.physics.fibre import loss_db as fibre_loss_db
 from qkdjax.physics.source import intensities, intensity_probs
 from qkdjax.protocols import bb84_decoy
-from qkdjax.protocols.bb84_finite import block_counts, expected_block_counts, finite_key
+from qkdjax.protocols.bb84_finite import FiniteKey, block_counts, expected_block_counts, finite_key
 from qkdjax.sweep import Output
 
 QUANTILES = (0.05, 0.5, 0.95)
@@ -153,58 +155,111 @@ def single_photon_bounds(p: StudyParams, gain, error_gain, true_yield1, true_err
     raise ValueError(f"protocol.decoy = {method!r} is not one of {bb84_decoy.DECOY_METHODS}")
 
 
-def asymptotic_metrics(p: StudyParams) -> dict[str, jax.Array]:
-    """Cube variables of asymptotic decoy BB84 over a link evaluated at one point (fibre length, elevation)."""
+class AsymptoticEstimate(NamedTuple):
+    """What the asymptotic key rate of one point is computed from."""
+
+    channel: jax.Array
+    gain: jax.Array  # per intensity
+    qber: jax.Array  # signal intensity
+    single_photon_yield: jax.Array  # bound
+    single_photon_error: jax.Array  # bound
+    margin_per_pulse: jax.Array  # the rate formula before clipping at zero
+
+
+def asymptotic_estimate(p: StudyParams) -> AsymptoticEstimate:
+    """Asymptotic decoy BB84 over a link evaluated at one point (fibre length, elevation)."""
     channel = p.link.transmittance()
     gain, error_gain, yield1, error_yield1 = detection_statistics(p, channel)
     qber = bb84_decoy.safe_divide(error_gain[0], gain[0])
     y1, e1 = single_photon_bounds(p, gain, error_gain, yield1, error_yield1)
-    per_pulse = bb84_decoy.asymptotic_key_rate(p.source.p_signal, p.source.mu_signal, gain[0], qber, y1, e1, p.protocol)
+    margin = bb84_decoy.asymptotic_key_margin(p.source.p_signal, p.source.mu_signal, gain[0], qber, y1, e1, p.protocol)
+    return AsymptoticEstimate(channel, gain, qber, y1, e1, margin)
+
+
+def asymptotic_metrics(p: StudyParams) -> dict[str, jax.Array]:
+    """Cube variables of asymptotic decoy BB84 over a link evaluated at one point."""
+    estimate = asymptotic_estimate(p)
+    per_pulse = jnp.maximum(estimate.margin_per_pulse, 0.0)
     return {
         "key_rate": per_pulse * p.source.rep_rate_hz,
         "key_rate_per_pulse": per_pulse,
-        "qber": qber,
-        "gain": gain[0],
-        "plob_bound_per_pulse": plob_bound(channel),
-        "channel_transmittance": channel,
-        "single_photon_yield": y1,
-        "single_photon_error": jnp.minimum(e1, 0.5),
+        "qber": estimate.qber,
+        "gain": estimate.gain[0],
+        "plob_bound_per_pulse": plob_bound(estimate.channel),
+        "channel_transmittance": estimate.channel,
+        "single_photon_yield": estimate.single_photon_yield,
+        "single_photon_error": jnp.minimum(estimate.single_photon_error, 0.5),
     }
 
 
-def finite_key_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], tuple]:
-    """Cube variables of a finite block of ``protocol.block_size`` key-basis detections with the expected counts,
-    and what the Monte Carlo needs to sample such blocks."""
+class FiniteKeyEstimate(NamedTuple):
+    """A block of ``protocol.block_size`` key-basis detections with the expected counts, and its key."""
+
+    channel: jax.Array
+    gain: jax.Array  # per intensity
+    error_gain: jax.Array  # per intensity
+    probs: jax.Array  # of the intensities
+    pulses: jax.Array  # sent per block
+    key: FiniteKey
+
+
+def finite_key_estimate(p: StudyParams) -> FiniteKeyEstimate:
+    """The expected block of a link evaluated at one point, estimated with Lim et al. (2014)."""
     channel = p.link.transmittance()
     gain, error_gain, _, _ = detection_statistics(p, channel)
-    intensity, probs = intensities(p.source), intensity_probs(p.source)
+    probs = intensity_probs(p.source)
     counts, pulses = expected_block_counts(p.protocol.block_size, p.protocol.p_key_basis, probs, gain, error_gain)
-    key = finite_key(counts, intensity, probs, p.protocol)
-    per_pulse = key.key_length / pulses
+    key = finite_key(counts, intensities(p.source), probs, p.protocol)
+    return FiniteKeyEstimate(channel, gain, error_gain, probs, pulses, key)
+
+
+def finite_key_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], FiniteKeyEstimate]:
+    """Cube variables of a finite block with the expected counts, and the estimate (the Monte Carlo samples
+    blocks like it)."""
+    estimate = finite_key_estimate(p)
+    key, gain = estimate.key, estimate.gain
+    per_pulse = key.key_length / estimate.pulses
     metrics = {
         "key_rate": per_pulse * p.source.rep_rate_hz,
         "key_rate_per_pulse": per_pulse,
-        "qber": bb84_decoy.safe_divide(error_gain[0], gain[0]),
+        "qber": bb84_decoy.safe_divide(estimate.error_gain[0], gain[0]),
         "gain": gain[0],
-        "plob_bound_per_pulse": plob_bound(channel),
-        "channel_transmittance": channel,
+        "plob_bound_per_pulse": plob_bound(estimate.channel),
+        "channel_transmittance": estimate.channel,
         "key_length": key.key_length,
-        "block_pulses": pulses,
+        "block_pulses": estimate.pulses,
         "eps_sec": key.eps_sec,
         "vacuum_detections_x": key.vacuum_detections_x,
         "single_photon_detections_x": key.single_photon_detections_x,
         "phase_error": key.phase_error,
     }
-    return metrics, (pulses, probs, gain, error_gain)
+    return metrics, estimate
 
 
-def montecarlo_metrics(p: StudyParams, key, trials: int, keep_trials: bool, block) -> dict[str, jax.Array]:
-    """Distribution of the key over ``trials`` sampled blocks, each estimated as a deployed system would.
+def key_rate_margin_per_pulse(p: StudyParams) -> jax.Array:
+    """Secret bits per pulse before rounding and clipping at zero (negative: no key), asymptotic or finite-key
+    by ``protocol.block_size``: smooth in the source and protocol parameters, the optimisers' objective."""
+    if p.protocol.block_size is None:
+        return asymptotic_estimate(p).margin_per_pulse
+    estimate = finite_key_estimate(p)
+    return estimate.key.length_margin / estimate.pulses
+
+
+def point_key_rate(p: StudyParams) -> jax.Array:
+    """Secret key rate (bit/s) of a link evaluated at one point, asymptotic or finite-key by ``protocol.block_size``."""
+    if p.protocol.block_size is None:
+        return asymptotic_metrics(p)["key_rate"]
+    return finite_key_metrics(p)[0]["key_rate"]
+
+
+def montecarlo_metrics(p: StudyParams, key, trials: int, keep_trials: bool, block: FiniteKeyEstimate) -> dict[str, jax.Array]:
+    """Distribution of the key over ``trials`` sampled blocks like ``block``, each estimated as a deployed system
+    would.
 
     Trial ``t`` draws from ``fold_in(point_key, t)``: a point's trials do not depend on how the grid is chunked.
     """
-    pulses, probs, gain, error_gain = block
-    pulses = jnp.round(pulses)
+    probs, gain, error_gain = block.probs, block.gain, block.error_gain
+    pulses = jnp.round(block.pulses)
 
     def one_block(t):
         observed = sample_block(jax.random.fold_in(key, t), pulses, p.protocol.p_key_basis, probs, gain, error_gain)
@@ -316,18 +371,8 @@ def pass_montecarlo_metrics(p: StudyParams, key, trials: int, geometry) -> dict[
 def hop_key_rate(p: StudyParams, hop_link, overrides=()) -> dict[str, jax.Array]:
     """Secret key rate (bit/s) and channel loss of one hop: the study's detector, source and protocol over
     ``hop_link``, with the hop's own ``(group.field, value)`` overrides."""
-    groups = {"detector": {}, "protocol": {}}
-    for path, value in overrides:
-        group, field = path.split(".")
-        if group in groups:
-            groups[group][field] = value
-    hop = p._replace(
-        link=hop_link,
-        detector=dataclasses.replace(p.detector, **groups["detector"]),
-        protocol=dataclasses.replace(p.protocol, **groups["protocol"]),
-    )
-    finite = hop.protocol.block_size is not None
-    rate = finite_key_metrics(hop)[0]["key_rate"] if finite else asymptotic_metrics(hop)["key_rate"]
+    hop = replace_values(p._replace(link=hop_link), {k: v for k, v in overrides if k.split(".")[0] != "link"})
+    rate = point_key_rate(hop)
     loss_db = fibre_loss_db(hop_link.distance_km, hop_link.attenuation_db_per_km, hop_link.extra_loss_db)
     return {"key_rate": rate, "loss_db": loss_db}
 
@@ -410,6 +455,8 @@ class Study:
     keep_trials: bool = False
     supply_horizon_h: float = 8760.0
     supply_steps: int = 0
+    optimizer: optimize.Optimizer | None = None
+    inverse: optimize.Inverse | None = None
 
     @property
     def satellite(self) -> bool:
@@ -433,11 +480,38 @@ class Study:
             return {**CHAIN_OUTPUTS, **(SUPPLY_OUTPUTS if self.trials else {})}
         if self.satellite_pass:
             return {**PASS_OUTPUTS, **(PASS_MONTECARLO_OUTPUTS if self.trials else {})}
-        budget = LOSS_BUDGET_OUTPUTS if self.satellite else {}
+        budget = {**(LOSS_BUDGET_OUTPUTS if self.satellite else {}), **self.optimize_outputs, **self.inverse_outputs}
         if not self.finite_key:
             return {**ASYMPTOTIC_OUTPUTS, **budget}
         montecarlo = MONTECARLO_OUTPUTS if self.trials else {}
         return {**FINITE_KEY_OUTPUTS, **budget, **montecarlo, **(TRIAL_OUTPUTS if self.keep_trials else {})}
+
+    @property
+    def optimize_outputs(self) -> dict[str, Output]:
+        """``opt.<param>`` for every optimised parameter, the convergence flag and the rate before optimising."""
+        if self.optimizer is None:
+            return {}
+        outputs = {}
+        for name in self.optimizer.params:
+            meta = parameters.field(name).metadata
+            outputs[f"opt.{name}"] = Output(meta["units"], f"optimised {meta['long_name']}")
+        return outputs | {
+            "opt.converged": Output("1", "1 where the best start's key rate reached a plateau (rel. change < 1e-4)"),
+            "opt.initial_key_rate": Output("bit/s", "secret key rate with the configured (not optimised) parameters"),
+        }
+
+    @property
+    def inverse_outputs(self) -> dict[str, Output]:
+        """One variable per inverse question, e.g. ``max.link.distance_km``: NaN where no value reaches the target."""
+        if self.inverse is None:
+            return {}
+        link_type = dict(self.choices).get("link.type")
+        outputs = {}
+        for name in self.inverse.solve:
+            meta, quantity = parameters.field(name, link_type).metadata, optimize.INVERSE_QUANTITIES[name]
+            long_name = f"{quantity.long_name} {self.inverse.target_key_rate:g} bit/s"
+            outputs[self.inverse.output_name(name)] = Output(meta["units"], long_name)
+        return outputs
 
     @property
     def coords(self) -> Mapping[str, tuple[np.ndarray, Mapping[str, str]]]:
@@ -463,12 +537,21 @@ class Study:
         if self.satellite_pass:
             metrics, geometry = pass_metrics(p)
             return metrics | (pass_montecarlo_metrics(p, key, self.trials, geometry) if self.trials else {})
+        answers = {}
+        if self.optimizer is not None:
+            optimum = optimize.optimise(p, self.optimizer, key_rate_margin_per_pulse, point_key_rate)
+            p = optimum.params
+            answers |= {f"opt.{name}": value for name, value in optimum.values.items()}
+            answers |= {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
+        if self.inverse is not None:
+            answers |= optimize.answer(p, self.inverse, self.optimizer, key_rate_margin_per_pulse, point_key_rate)
         if not self.finite_key:
             metrics = asymptotic_metrics(p)  # deterministic: the key is unused
         else:
             metrics, block = finite_key_metrics(p)
             if self.trials:
                 metrics |= montecarlo_metrics(p, key, self.trials, self.keep_trials, block)
+        metrics |= answers
         if self.satellite:
             budget = satellite.loss_budget_db(p.link, p.link.elevation_deg)
             metrics |= {name: budget[name] for name in LOSS_BUDGET_OUTPUTS}

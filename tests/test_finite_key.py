@@ -58,25 +58,6 @@ def test_eps_sec_is_self_consistent_with_the_key_length():
     assert float(key.eps_sec) == pytest.approx(1e-15 * float(key.key_length), rel=1e-9)
 
 
-def test_published_block_size_gain_at_100_km():
-    """Lim 2014: at 100 km the rate for n_X = 1e9 is about 1.75 times that for n_X = 1e7, each optimised.
-
-    n_X = 1e9 uses the check vector's optimum; n_X = 1e7 the best of a grid over the five optimised parameters
-    (a coarse optimum, slightly below the true one, so the ratio comes out slightly high).
-    """
-    (_, _), params, _ = check_vector()
-    key, pulses, _ = lim_block(100.0, 1e9, **params)
-    grid = qkdjax.run(
-        "sweep=lim_2014", "link.distance_km=[100]", "protocol.block_size=[1e7]",
-        "source.mu_signal=${linspace:0.3,0.6,7}", "source.mu_decoy=${linspace:0.1,0.25,7}",
-        "source.p_signal=${linspace:0.3,0.6,7}", "source.p_decoy=${linspace:0.2,0.4,5}",
-        "protocol.p_key_basis=${linspace:0.7,0.95,6}",
-    )  # fmt: skip
-    ratio = float(key.key_length / pulses) / float(grid.key_rate_per_pulse.max())
-    published = reference("lim_2014")["published"]["ratio_R_1e9_over_R_1e7_at_100_km"]
-    assert ratio == pytest.approx(published, rel=0.05)
-
-
 def asymptotic_limit(intensity, probs, gain, error_gain, q_x, f_ec=1.16):
     """Per-pulse key of Lim's estimator as n_X -> infinity, from the exact decoy equations (written independently).
 

@@ -48,6 +48,7 @@ class FiniteKey(NamedTuple):
     phase_error: jax.Array  # phi_X upper bound
     qber_x: jax.Array  # observed m_X / n_X
     aborted: jax.Array  # QBER above qber_abort or no positive key
+    length_margin: jax.Array  # Eq. (1) before rounding and clipping (negative: no key); smooth, for optimisers
 
 
 def block_counts(pulses, p_key_basis, probs, gain, error_gain) -> BlockCounts:
@@ -70,9 +71,15 @@ def expected_block_counts(block_size, p_key_basis, probs, gain, error_gain) -> t
     return block_counts(pulses, p_key_basis, probs, gain, error_gain), pulses
 
 
+def safe_sqrt(x):
+    """``sqrt(max(x, 0))`` whose gradient is 0, not NaN, where ``x <= 0`` (sqrt's slope is infinite at 0)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
 def hoeffding_deviation(total, eps):
     """``delta(n, eps) = sqrt(n/2 ln(1/eps))``: Hoeffding's deviation for ``n`` trials (Lim 2014, below Eq. (2))."""
-    return jnp.sqrt(jnp.maximum(total, 0.0) / 2.0 * -jnp.log(eps))
+    return safe_sqrt(total / 2.0 * -jnp.log(eps))
 
 
 def _tau(n, intensity, probs):
@@ -111,10 +118,13 @@ def sampling_deviation(eps, error_rate, count_z, count_x):
     Random sampling without replacement (Lim 2014, Eq. (5)):
     ``gamma = sqrt((c+d)(1-b)b / (c d ln 2) * log2((c+d) / (c d (1-b) b a^2)))``.
     """
-    b = jnp.clip(error_rate, 1e-300, 0.5)
+    errors = error_rate > 0  # gamma -> 0 as b -> 0
+    b = jnp.where(errors, jnp.minimum(error_rate, 0.5), 0.25)
     c, d = jnp.maximum(count_z, 1.0), jnp.maximum(count_x, 1.0)
     variance = (c + d) * (1.0 - b) * b / (c * d * jnp.log(2.0))
-    return jnp.sqrt(variance * jnp.maximum(jnp.log2((c + d) / (c * d * (1.0 - b) * b * eps**2)), 0.0))
+    # the log of the ratio as a sum of logs: its denominator underflows for b ~ 1e-300
+    log_ratio = jnp.log2(c + d) - jnp.log2(c) - jnp.log2(d) - jnp.log2(1.0 - b) - jnp.log2(b) - 2.0 * jnp.log2(eps)
+    return jnp.where(errors, safe_sqrt(variance * log_ratio), 0.0)
 
 
 def _key_length(counts: BlockCounts, intensity, probs, protocol, eps_sec):
@@ -122,29 +132,33 @@ def _key_length(counts: BlockCounts, intensity, probs, protocol, eps_sec):
     s_x0, s_x1 = vacuum_and_single_photon_lower(counts.detections_x, intensity, probs, eps)
     _, s_z1 = vacuum_and_single_photon_lower(counts.detections_z, intensity, probs, eps)
     v_z1 = single_photon_errors_upper(counts.errors_z, intensity, probs, eps)
-    z_error_rate = safe_divide(jnp.maximum(v_z1, 0.0), s_z1)
+    # no single-photon detections bound in Z: no phase-error estimate, the worst case (the key is 0 then anyway)
+    z_error_rate = jnp.where(s_z1 > 0, safe_divide(jnp.maximum(v_z1, 0.0), s_z1), 0.5)
     phase_error = jnp.minimum(z_error_rate + sampling_deviation(eps, z_error_rate, s_z1, s_x1), 0.5)
     n_x = jnp.sum(counts.detections_x)
     qber = safe_divide(jnp.sum(counts.errors_x), n_x)
     leak = n_x * protocol.ec_efficiency * binary_entropy(qber)
-    length = s_x0 + s_x1 * (1.0 - binary_entropy(phase_error)) - leak
-    length = jnp.floor(length - 6.0 * jnp.log2(BOUND_COUNT / eps_sec) - jnp.log2(2.0 / protocol.eps_cor))
+    margin = s_x0 + s_x1 * (1.0 - binary_entropy(phase_error)) - leak
+    margin = margin - 6.0 * jnp.log2(BOUND_COUNT / eps_sec) - jnp.log2(2.0 / protocol.eps_cor)
+    length = jnp.floor(margin)
     has_key = (s_z1 > 0) & (length > 0) & (qber <= protocol.qber_abort)
-    return FiniteKey(jnp.where(has_key, length, 0.0), eps_sec, s_x0, s_x1, phase_error, qber, ~has_key)
+    return FiniteKey(jnp.where(has_key, length, 0.0), eps_sec, s_x0, s_x1, phase_error, qber, ~has_key, margin)
 
 
 def finite_key(counts: BlockCounts, intensity, probs, protocol) -> FiniteKey:
     """Key length of one block from its counts, with a fixed ``eps_sec`` or ``eps_sec = kappa * l`` (Lim 2014, Fig. 1).
 
     For ``kappa`` the self-consistent ``eps_sec`` is found by iterating from ``kappa * n_X`` (above the answer,
-    since ``l < n_X``): ``l`` grows with ``eps_sec`` only through logarithms, so the map contracts strongly.
+    since ``l < n_X``): ``l`` grows with ``eps_sec`` only through logarithms, so the map contracts strongly. It
+    iterates on the unrounded length, which keeps the key a continuous function of the parameters (optimisers
+    follow it); rounding first would move ``eps_sec`` by a factor below ``1 + 1/l``, the key by < 9/l bits.
     """
     if protocol.eps_sec_per_key_bit is None:
         return _key_length(counts, intensity, probs, protocol, protocol.eps_sec)
     kappa = protocol.eps_sec_per_key_bit
 
     def step(_, eps_sec):
-        return kappa * jnp.maximum(_key_length(counts, intensity, probs, protocol, eps_sec).key_length, 1.0)
+        return kappa * jnp.maximum(_key_length(counts, intensity, probs, protocol, eps_sec).length_margin, 1.0)
 
     eps_sec = jax.lax.fori_loop(0, EPS_SEC_ITERATIONS, step, kappa * jnp.maximum(jnp.sum(counts.detections_x), 1.0))
     return _key_length(counts, intensity, probs, protocol, eps_sec)

@@ -1,0 +1,286 @@
+"""Protocol parameters optimised at every grid point, and inverse questions answered at every grid point.
+
+Optimisation maximises the key rate over a chosen subset of the source intensities, their probabilities and the
+basis bias, with exact gradients (``jax.value_and_grad``) and optax's Adam, vmapped over several starts per point
+and, by the sweep engine, over the grid. Three choices make it work at every point of a sweep:
+
+- A bounded, always-feasible reparameterisation. Each parameter is ``low + (high - low) sigmoid(z)`` over the
+  open interval that its box and the source constraints leave given the parameters set before it (intensities
+  from the largest down, probabilities signal then decoy). Every ``z`` in R^n is a valid source, so no step
+  leaves the region where the decoy bounds are defined (``mu_signal > mu_decoy + mu_weak``, ``mu_decoy >
+  mu_weak``, ``p_signal + p_decoy < 1``).
+- A smooth surrogate of the rate: ``asinh(margin / SCALE)`` of the key-rate formula before rounding and clipping
+  at zero (bits per pulse). It is ``log(margin)`` up to a constant where there is key, so rates of 1e-2 and 1e-12
+  bit/pulse are optimised with the same relative care, and ``-log(-margin)`` where there is none, so the
+  gradient still points towards parameters that give key.
+- Several starts per point: the configured parameters and a deterministic Kronecker sequence (M. Roberts' R_d,
+  2018) over the boxes. The best iterate of the best start is kept, and only if its exact (rounded, clipped) rate
+  beats the configured parameters' rate: the result is never worse than the input.
+
+Inverse questions: with a key-rate target, bisection on a parameter the rate is monotone in finds the smallest
+detector efficiency or block size, or the largest distance, extra loss, dark-count probability or misalignment,
+that still gives more than the target rate (the optimised rate when optimisation is on, warm-started along the
+bisection).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from qkdjax.parameters import StudyParams, replace_values
+
+# Optimisable parameters in the order they are set: each one's interval depends only on those before it.
+OPTIMISABLE = (
+    "source.mu_signal",
+    "source.mu_decoy",
+    "source.mu_weak",
+    "source.p_signal",
+    "source.p_decoy",
+    "protocol.p_key_basis",
+)
+SCALE = 1e-30  # bits per pulse below which the surrogate is linear: far below any rate a link could use
+PLATEAU = 0.1  # converged: the best surrogate rose less than TOLERANCE over this last fraction of the steps
+TOLERANCE = 1e-4  # in the surrogate, i.e. a relative change of the rate of 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """What to optimise and how: ``params`` (from ``OPTIMISABLE``) within their ``bounds`` (low, high each),
+    ``starts`` per point, Adam ``steps`` and peak ``learning_rate`` (unconstrained coordinates, cosine decay)."""
+
+    params: tuple[str, ...]
+    bounds: tuple[tuple[float, float], ...]
+    starts: int = 4
+    steps: int = 300
+    learning_rate: float = 0.1
+
+    @property
+    def ordered(self) -> tuple[str, ...]:
+        return tuple(name for name in OPTIMISABLE if name in self.params)
+
+    def box(self, name: str) -> tuple[float, float]:
+        return self.bounds[self.params.index(name)]
+
+
+def value_of(p: StudyParams, path: str) -> Any:
+    group, field = path.split(".")
+    return getattr(getattr(p, group), field)
+
+
+def feasible_interval(name: str, values: Mapping[str, Any], optimizer: Optimizer) -> tuple[Any, Any]:
+    """Open interval of ``name``: its box cut by the source constraints (``qkdjax.parameters.Source``), given
+    the ``values`` of the parameters set before it and of those not optimised.
+
+    A parameter set later counts with its box's low end, which the config check guarantees leaves room.
+    """
+
+    def least(other: str) -> Any:
+        return optimizer.box(other)[0] if other in optimizer.params else values[other]
+
+    low, high = optimizer.box(name)
+    if name == "source.mu_signal":
+        return jnp.maximum(low, least("source.mu_decoy") + least("source.mu_weak")), high
+    if name == "source.mu_decoy":
+        weak = least("source.mu_weak")
+        return jnp.maximum(low, weak), jnp.minimum(high, values["source.mu_signal"] - weak)
+    if name == "source.mu_weak":
+        decoy = values["source.mu_decoy"]
+        return low, jnp.minimum(high, jnp.minimum(decoy, values["source.mu_signal"] - decoy))
+    if name == "source.p_signal":
+        return low, jnp.minimum(high, 1.0 - least("source.p_decoy"))
+    if name == "source.p_decoy":
+        return low, jnp.minimum(high, 1.0 - values["source.p_signal"])
+    return low, high
+
+
+def constrained(z: jax.Array, fixed: Mapping[str, Any], optimizer: Optimizer) -> dict[str, jax.Array]:
+    """The optimised parameters' values for unconstrained coordinates ``z`` (in ``optimizer.ordered`` order)."""
+    values = dict(fixed)
+    for i, name in enumerate(optimizer.ordered):
+        low, high = feasible_interval(name, values, optimizer)
+        values[name] = low + (high - low) * jax.nn.sigmoid(z[i])
+    return {name: values[name] for name in optimizer.ordered}
+
+
+def unconstrained(values: Mapping[str, Any], optimizer: Optimizer) -> jax.Array:
+    """Coordinates ``z`` of ``values`` (the inverse of ``constrained``), values outside their interval moved just
+    inside it."""
+    current, z = dict(values), []
+    for name in optimizer.ordered:
+        low, high = feasible_interval(name, current, optimizer)
+        width = high - low
+        fraction = jnp.clip((values[name] - low) / jnp.where(width > 0, width, 1.0), 1e-6, 1.0 - 1e-6)
+        z.append(jax.scipy.special.logit(fraction))
+        current[name] = low + width * fraction
+    return jnp.stack(z)
+
+
+def kronecker_starts(count: int, dims: int) -> np.ndarray:
+    """``count`` points spread over the unconstrained box, [count, dims]: the R_d sequence mapped through logit.
+
+    R_d: ``frac(1/2 + k alpha)`` with ``alpha_j = phi_d^-(j+1)``, ``phi_d`` the root of ``x^(d+1) = x + 1``.
+    """
+    phi = 2.0
+    for _ in range(50):
+        phi = (1.0 + phi) ** (1.0 / (dims + 1))
+    alpha = phi ** -np.arange(1, dims + 1)
+    fractions = np.mod(0.5 + np.arange(1, count + 1)[:, None] * alpha, 1.0)
+    fractions = np.clip(fractions, 0.02, 0.98)
+    return np.log(fractions / (1.0 - fractions))
+
+
+class Optimum(NamedTuple):
+    """The optimised point: its parameters, the optimised values, the exact key rates before and after."""
+
+    params: StudyParams
+    values: dict[str, jax.Array]
+    converged: jax.Array  # the best start's objective reached a plateau
+    initial_key_rate: jax.Array  # bit/s, with the configured parameters
+    key_rate: jax.Array  # bit/s, with ``values`` (never below ``initial_key_rate``)
+
+
+def optimise(
+    p: StudyParams,
+    optimizer: Optimizer,
+    margin_per_pulse: Callable[[StudyParams], jax.Array],
+    key_rate: Callable[[StudyParams], jax.Array],
+) -> Optimum:
+    """Maximise ``key_rate`` over ``optimizer.params`` at one point, following the smooth ``margin_per_pulse``.
+
+    ``margin_per_pulse(p)``: the key bits per pulse before rounding and clipping; ``key_rate(p)``: the exact
+    rate (bit/s) that decides between the optimum and the configured parameters.
+    """
+    fixed = {name: value_of(p, name) for name in OPTIMISABLE}
+    dims = len(optimizer.ordered)
+
+    def surrogate(z):
+        value = jnp.arcsinh(margin_per_pulse(replace_values(p, constrained(z, fixed, optimizer))) / SCALE)
+        return jnp.where(jnp.isnan(value), -jnp.inf, value)
+
+    schedule = optax.cosine_decay_schedule(optimizer.learning_rate, optimizer.steps, alpha=0.01)
+    adam = optax.adam(schedule)
+
+    def ascend(z0):
+        def step(carry, _):
+            z, state, best_z, best = carry
+            value, grad = jax.value_and_grad(surrogate)(z)
+            better = value > best
+            best_z, best = jnp.where(better, z, best_z), jnp.where(better, value, best)
+            updates, state = adam.update(-jnp.where(jnp.isfinite(grad), grad, 0.0), state)
+            return (optax.apply_updates(z, updates), state, best_z, best), best
+
+        carry = (z0, adam.init(z0), z0, jnp.asarray(-jnp.inf))
+        (_, _, best_z, best), history = jax.lax.scan(step, carry, length=optimizer.steps)
+        plateau = history[-1] - history[-max(math.ceil(PLATEAU * optimizer.steps), 1)]
+        return best_z, best, jnp.isfinite(best) & (plateau < TOLERANCE)
+
+    starts = jnp.concatenate([unconstrained(fixed, optimizer)[None], kronecker_starts(optimizer.starts - 1, dims)])
+    best_z, _, converged = jax.vmap(ascend)(starts)
+    candidates = jax.vmap(lambda z: replace_values(p, constrained(z, fixed, optimizer)))(best_z)
+    rates = jax.vmap(key_rate)(candidates)  # the exact rate decides: the surrogate ignores rounding and aborts
+    winner = jnp.argmax(rates)
+    initial_rate = key_rate(p)
+    improved = rates[winner] > initial_rate
+    chosen = jax.tree.map(lambda new, old: jnp.where(improved, new[winner], old), candidates, p)
+    values = {name: value_of(chosen, name) for name in optimizer.ordered}
+    return Optimum(chosen, values, converged[winner], initial_rate, jnp.maximum(rates[winner], initial_rate))
+
+
+class Quantity(NamedTuple):
+    """A parameter the key rate is monotone in: whether its smallest (``min``) or largest (``max``) value reaching
+    the target is asked, and whether bisection runs in log10 (then the search interval must be positive)."""
+
+    direction: str
+    log_scale: bool
+    long_name: str
+
+
+INVERSE_QUANTITIES: Mapping[str, Quantity] = {
+    "detector.efficiency": Quantity("min", True, "smallest detection efficiency reaching the target key rate"),
+    "protocol.block_size": Quantity("min", True, "smallest block size n_X reaching the target key rate"),
+    "link.distance_km": Quantity("max", False, "largest fibre length reaching the target key rate (reach)"),
+    "link.extra_loss_db": Quantity("max", False, "largest extra loss still reaching the target key rate"),
+    "detector.dark_count_prob": Quantity("max", True, "largest dark count probability reaching the target key rate"),
+    "detector.misalignment": Quantity("max", False, "largest misalignment reaching the target key rate"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Inverse:
+    """Inverse questions: for each of ``solve`` (from ``INVERSE_QUANTITIES``) searched within ``bounds``, the
+    value at which the key rate crosses ``target_key_rate`` (bit/s), by ``iterations`` bisection steps; with
+    optimisation on, each step re-optimises with ``optimize_steps`` Adam steps from the previous optimum."""
+
+    target_key_rate: float
+    solve: tuple[str, ...]
+    bounds: tuple[tuple[float, float], ...]
+    iterations: int = 40
+    optimize_steps: int = 60
+
+    def output_name(self, name: str) -> str:
+        return f"{INVERSE_QUANTITIES[name].direction}.{name}"
+
+
+def crossing(
+    rate_at: Callable[[jax.Array, Any], tuple[jax.Array, Any]], name: str, bounds: tuple[float, float], target: float, iterations: int, carry: Any
+) -> jax.Array:
+    """The value of ``name`` where ``rate_at(value, carry) -> (rate, carry)`` crosses ``target``, by bisection.
+
+    ``min`` quantities (rate rising with the value) return the smallest value found above the target, ``max``
+    ones the largest; the interval's end where even that end suffices, NaN where no value in it does.
+    """
+    quantity = INVERSE_QUANTITIES[name]
+    forward = (lambda x: jnp.log10(x)) if quantity.log_scale else (lambda x: x)
+    back = (lambda u: 10.0**u) if quantity.log_scale else (lambda u: u)
+    low, high = (jnp.float64(b) for b in bounds)
+    rate_low, carry = rate_at(low, carry)
+    rate_high, carry = rate_at(high, carry)
+    rising = quantity.direction == "min"
+
+    def bisect(_, state):
+        a, b, carry = state  # the target is reached at b (min) or a (max) and not at the other end
+        middle = 0.5 * (a + b)
+        rate, carry = rate_at(back(middle), carry)
+        reached = rate > target
+        a, b = (jnp.where(reached, a, middle), jnp.where(reached, middle, b)) if rising else (
+            jnp.where(reached, middle, a), jnp.where(reached, b, middle))  # fmt: skip
+        return a, b, carry
+
+    a, b, _ = jax.lax.fori_loop(0, iterations, bisect, (forward(low), forward(high), carry))
+    if rising:
+        return jnp.where(rate_low > target, low, jnp.where(rate_high > target, back(b), jnp.nan))
+    return jnp.where(rate_high > target, high, jnp.where(rate_low > target, back(a), jnp.nan))
+
+
+def answer(
+    p: StudyParams,
+    inverse: Inverse,
+    optimizer: Optimizer | None,
+    margin_per_pulse: Callable[[StudyParams], jax.Array],
+    key_rate: Callable[[StudyParams], jax.Array],
+) -> dict[str, jax.Array]:
+    """Every inverse question of ``inverse`` at the point ``p``, keyed by its output name."""
+    if optimizer is None:
+        def rate_at(p_at, carry):
+            return key_rate(p_at), carry
+    else:
+        warm = dataclasses.replace(optimizer, starts=1, steps=inverse.optimize_steps)
+
+        def rate_at(p_at, carry):
+            optimum = optimise(replace_values(p_at, carry), warm, margin_per_pulse, key_rate)
+            return optimum.key_rate, optimum.values
+
+    carry = {} if optimizer is None else {name: value_of(p, name) for name in optimizer.ordered}
+    results = {}
+    for name, bounds in zip(inverse.solve, inverse.bounds):
+        at = lambda value, carry, name=name: rate_at(replace_values(p, {name: value}), carry)  # noqa: E731
+        results[inverse.output_name(name)] = crossing(at, name, bounds, inverse.target_key_rate, inverse.iterations, carry)
+    return results
