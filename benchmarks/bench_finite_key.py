@@ -33,22 +33,22 @@ def h2(p):
     return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
 
 
-def numpy_gains(distance_km):
+def numpy_gains(distance_km, mu=MU):
     eta = ETA_BOB * 10 ** (-ALPHA * distance_km / 10)
-    signal = -np.expm1(-np.outer(eta, MU))
+    signal = -np.expm1(-np.outer(eta, mu))
     detect = 1 - (1 - 2 * P_DC) * (1 - signal)
     return detect * (1 + P_AP), P_DC + E_MIS * signal + P_AP * detect / 2
 
 
-def numpy_key_length(n_x, m_x, n_z, m_z, eps_sec):
-    """Lim 2014 Eqs. (1)-(5) on counts shaped [..., intensity]."""
+def numpy_key_length(n_x, m_x, n_z, m_z, eps_sec, mu=MU, probs=PROBS, rounded=True):
+    """Lim 2014 Eqs. (1)-(5) on counts shaped [..., intensity]; ``rounded=False``: before flooring and clipping."""
     eps = eps_sec / 21
-    tau0, tau1 = PROBS @ np.exp(-MU), PROBS @ (MU * np.exp(-MU))
-    mu1, mu2, mu3 = MU
+    tau0, tau1 = probs @ np.exp(-mu), probs @ (mu * np.exp(-mu))
+    mu1, mu2, mu3 = mu
 
     def bounds(counts):
         delta = np.sqrt(counts.sum(-1, keepdims=True) / 2 * np.log(1 / eps[..., None]))
-        return np.exp(MU) / PROBS * (counts - delta), np.exp(MU) / PROBS * (counts + delta)
+        return np.exp(mu) / probs * (counts - delta), np.exp(mu) / probs * (counts + delta)
 
     def s01(counts):
         lo, hi = bounds(counts)
@@ -67,23 +67,26 @@ def numpy_key_length(n_x, m_x, n_z, m_z, eps_sec):
         phase = np.minimum(b + gamma, 0.5)
     total_x = n_x.sum(-1)
     qber = np.divide(m_x.sum(-1), total_x, out=np.zeros_like(total_x), where=total_x > 0)
-    ell = np.floor(s_x0 + s_x1 * (1 - h2(phase)) - total_x * F_EC * h2(qber) - 6 * np.log2(21 / eps_sec) - np.log2(2 / EPS_COR))
+    margin = s_x0 + s_x1 * (1 - h2(phase)) - total_x * F_EC * h2(qber) - 6 * np.log2(21 / eps_sec) - np.log2(2 / EPS_COR)
+    if not rounded:
+        return margin
+    ell = np.floor(margin)
     return np.where((s_z1 > 0) & (ell > 0) & (qber <= QBER_ABORT), ell, 0.0)
 
 
-def numpy_key_length_kappa(n_x, m_x, n_z, m_z):
+def numpy_key_length_kappa(n_x, m_x, n_z, m_z, mu=MU, probs=PROBS):
     eps_sec = KAPPA * np.maximum(n_x.sum(-1), 1)
-    for _ in range(8):  # the same fixed-point iteration as qkdjax
-        eps_sec = KAPPA * np.maximum(numpy_key_length(n_x, m_x, n_z, m_z, eps_sec), 1)
-    return numpy_key_length(n_x, m_x, n_z, m_z, eps_sec)
+    for _ in range(8):  # the same fixed-point iteration as qkdjax, on the unrounded length
+        eps_sec = KAPPA * np.maximum(numpy_key_length(n_x, m_x, n_z, m_z, eps_sec, mu, probs, rounded=False), 1)
+    return numpy_key_length(n_x, m_x, n_z, m_z, eps_sec, mu, probs)
 
 
-def numpy_expected(distance_km, block_size):
-    gain, error = numpy_gains(distance_km)
-    pulses = block_size / (Q_X**2 * gain @ PROBS)
-    per = pulses[:, None] * PROBS
-    q_z = 1 - Q_X
-    return (Q_X**2 * per * gain, Q_X**2 * per * error, q_z**2 * per * gain, q_z**2 * per * error), pulses
+def numpy_expected(distance_km, block_size, mu=MU, probs=PROBS, q_x=Q_X):
+    gain, error = numpy_gains(distance_km, mu)
+    pulses = block_size / (q_x**2 * gain @ probs)
+    per = pulses[:, None] * probs
+    q_z = 1 - q_x
+    return (q_x**2 * per * gain, q_x**2 * per * error, q_z**2 * per * gain, q_z**2 * per * error), pulses
 
 
 def numpy_estimator(distance_km, block_size):
