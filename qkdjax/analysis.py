@@ -38,12 +38,12 @@ def _check_dim(data: xr.DataArray | xr.Dataset, dim: Hashable) -> None:
         raise ValueError(f"dim = {dim!r} is not a dim of the cube (dims: {', '.join(map(str, data.dims))})")
 
 
-def _check_positive(name: str, value: float) -> None:
+def check_positive(name: str, value: float) -> None:
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} = {value!r} must be a finite number > 0")
 
 
-def _check_probability(probability: float) -> None:
+def check_probability(probability: float) -> None:
     if not 0 < probability <= 1:
         raise ValueError(f"probability = {probability!r} must be in (0, 1]")
 
@@ -84,7 +84,7 @@ def _crossing(rate: xr.DataArray, target: float, dim: Hashable, side: str) -> tu
     """The crossing of ``rate`` with ``target`` along ``dim`` (``side`` "max": largest value, "min": smallest,
     "auto": "min" where the rate grows along ``dim``, else "max"), and the at-grid-edge flag."""
     _check_dim(rate, dim)
-    _check_positive("target", target)
+    check_positive("target", target)
     if side not in ("min", "max", "auto"):
         raise ValueError(f"side = {side!r} is not one of 'min', 'max', 'auto'")
     rate = rate.sortby(dim)
@@ -152,7 +152,7 @@ def required_value(cube, target: float, dim: Hashable, variable: str | None = No
 
 def margin(cube, target: float, variable: str | None = None) -> xr.DataArray:
     """``variable / target`` (units 1): above 1 the design meets the target, by that factor."""
-    _check_positive("target", target)
+    check_positive("target", target)
     rate = _variable(cube, variable)
     out = rate / target
     out.name = f"{rate.name}_margin"
@@ -217,7 +217,7 @@ def _edge_of_mask(mask: xr.DataArray, dim: Hashable, largest: bool) -> xr.DataAr
 
 def meets_demand(cube: xr.Dataset, probability: float, variable: str = "demand_met_probability") -> xr.DataArray:
     """Boolean mask of availability cubes: the demand is met with at least ``probability`` (0-1) at each point."""
-    _check_probability(probability)
+    check_probability(probability)
     out = _variable(cube, variable) >= probability
     out.name = "meets_demand"
     out.attrs = {"long_name": f"{variable} >= {probability:g}", "probability": probability}
