@@ -208,13 +208,6 @@ def compare_options(cube, dim: Hashable, variable: str | None = None, higher_is_
     ).drop_vars(dim, errors="ignore")
 
 
-def _edge_of_mask(mask: xr.DataArray, dim: Hashable, largest: bool) -> xr.DataArray:
-    """Smallest (or largest) value of ``dim`` where ``mask`` holds; NaN where it never does."""
-    ordered = mask.sortby(dim, ascending=not largest)
-    found = ordered.idxmax(dim)
-    return found.where(ordered.any(dim)).assign_attrs(units=_units(mask[dim]))
-
-
 def meets_demand(cube: xr.Dataset, probability: float, variable: str = "demand_met_probability") -> xr.DataArray:
     """Boolean mask of availability cubes: the demand is met with at least ``probability`` (0-1) at each point."""
     check_probability(probability)
@@ -224,26 +217,29 @@ def meets_demand(cube: xr.Dataset, probability: float, variable: str = "demand_m
     return out
 
 
+def _demand_edge(cube: xr.Dataset, probability: float, dim: Hashable, largest: bool) -> xr.DataArray:
+    """The smallest (or ``largest``) value of ``dim`` (its units) at which the demand is met with at least
+    ``probability``, per other point; NaN where it never is."""
+    mask = meets_demand(cube, probability)
+    _check_dim(mask, dim)
+    ordered = mask.sortby(dim, ascending=not largest)
+    out = ordered.idxmax(dim).where(ordered.any(dim))
+    out.name = f"{'max' if largest else 'min'}_{dim}"
+    words = "largest" if largest else "smallest"
+    out.attrs = {"units": _units(cube[dim]), "long_name": f"{words} {_long_name(cube[dim])} meeting the demand with probability >= {probability:g}"}
+    return out
+
+
 def smallest_option_meeting_demand(cube: xr.Dataset, probability: float, dim: Hashable) -> xr.DataArray:
     """The smallest value of the option ``dim`` (e.g. ``link.trusted_nodes``, ``link.paths``) whose chain meets
     its demand with at least ``probability`` (0-1), per other point (e.g. per demand); NaN where none does."""
-    mask = meets_demand(cube, probability)
-    _check_dim(mask, dim)
-    out = _edge_of_mask(mask, dim, largest=False)
-    out.name = f"min_{dim}"
-    out.attrs["long_name"] = f"smallest {_long_name(cube[dim])} meeting the demand with probability >= {probability:g}"
-    return out
+    return _demand_edge(cube, probability, dim, largest=False)
 
 
 def largest_demand_met(cube: xr.Dataset, probability: float, dim: Hashable = "link.demand_bps") -> xr.DataArray:
     """The largest demand on the grid ``dim`` (bit/s) met with at least ``probability`` (0-1), per other point;
     NaN where even the smallest demand is not met."""
-    mask = meets_demand(cube, probability)
-    _check_dim(mask, dim)
-    out = _edge_of_mask(mask, dim, largest=True)
-    out.name = f"max_{dim}"
-    out.attrs["long_name"] = f"largest {_long_name(cube[dim])} met with probability >= {probability:g}"
-    return out
+    return _demand_edge(cube, probability, dim, largest=True)
 
 
 def best_point(cube, variable: str | None = None) -> dict[str, object]:

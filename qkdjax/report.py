@@ -195,8 +195,9 @@ def choose_figures(cube: xr.Dataset, target: float, probability: float) -> Figur
     others = [d for d in numeric if d != dim and heat in cube and d in cube[heat].dims]
     if others and dim in cube[heat].dims:
         level = probability if heat == "demand_met_probability" else target
-        draw = lambda: plots.heatmap(cube, dim, others[0], heat, level, log=heat == "key_rate")  # noqa: E731
-        figures.append((f"heatmap_{heat}.png", draw, f"{heat} over {dim} and {others[0]}, contour at {level:g}"))
+        y = max(others, key=cube.sizes.get)
+        draw = lambda: plots.heatmap(cube, dim, y, heat, level, log=heat == "key_rate")  # noqa: E731
+        figures.append((f"heatmap_{heat}.png", draw, f"{heat} over {dim} and {y}, contour at {level:g}"))
     if "key_per_pass" in cube:
         figures.append(("pass_curves.png", lambda: plots.pass_curves(cube, dim), "Secret key per pass vs maximum elevation"))
     for name in ("key_rate", "key_length"):

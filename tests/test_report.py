@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import qkdjax
-from qkdjax import plots
+from qkdjax import analysis, plots
 from qkdjax.cli import main
 from qkdjax.report import drop_constant_dims, markdown_table, write_report
 
@@ -83,7 +83,7 @@ def test_report_picks_figures_and_answers_from_the_dims(cubes, tmp_path, name, f
 def test_report_numbers_agree_with_the_analysis(cubes, tmp_path):
     cube = qkdjax.open_cube(cubes["default"])
     text = summary_of(cubes["default"], tmp_path)
-    reach = qkdjax.analysis.reach(cube, 1.0).sel({"link.attenuation_db_per_km": 0.2, "detector.efficiency": 0.1})
+    reach = analysis.reach(cube, 1.0).sel({"link.attenuation_db_per_km": 0.2, "detector.efficiency": 0.1})
     assert f"| 0.2 | 0.1 | no | {float(reach):.4g} |" in text
 
 
