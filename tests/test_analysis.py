@@ -58,6 +58,8 @@ def test_lazy_cube_gives_a_lazy_result_with_the_same_numbers(cube):
     best = analysis.compare_options(cube.chunk({"a": 1}), "option")
     assert best.advantage.chunks is not None
     xr.testing.assert_identical(best.compute(), analysis.compare_options(cube, "option"))
+    nodes = analysis.smallest_option_meeting_demand(availability_cube().chunk({"link.demand_bps": 1}), 0.99, "link.trusted_nodes")
+    assert nodes.chunks is not None and list(nodes.values) == [2.0, 3.0, 4.0]
 
 
 def test_required_efficiency_is_the_smallest_meeting_the_target(cube):

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import run_cli
 
 import qkdjax
 from qkdjax import analysis, plots
@@ -102,6 +103,15 @@ def test_bad_input_exits_2_with_one_line(cubes, tmp_path, capsys, monkeypatch, a
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert error == error.splitlines()[0] and message in error
+
+
+@pytest.mark.slow
+def test_report_command_in_a_subprocess(cubes, tmp_path):
+    result = run_cli("report", str(cubes["gys_2005"]), "--out", "gys", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "gys/summary.md" and (tmp_path / "gys" / "rate_vs_distance.png").is_file()
+    missing = run_cli("report", "nope.nc", "--out", "x", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip() == "qkdjax: error: no such cube: nope.nc"
 
 
 def test_not_a_cube_is_a_clear_error(tmp_path, capsys):
