@@ -87,6 +87,8 @@ def _crossing(rate: xr.DataArray, target: float, dim: Hashable, side: str) -> tu
     check_positive("target", target)
     if side not in ("min", "max", "auto"):
         raise ValueError(f"side = {side!r} is not one of 'min', 'max', 'auto'")
+    if not np.issubdtype(rate[dim].dtype, np.number):
+        raise ValueError(f"dim = {dim!r} is categorical; a crossing needs a numeric dim (compare_options compares options)")
     rate = rate.sortby(dim)
     if rate.chunks is not None:
         rate = rate.chunk({dim: -1})
@@ -141,7 +143,8 @@ def reach(cube, target: float, dim: Hashable = "link.distance_km", variable: str
 def required_value(cube, target: float, dim: Hashable, variable: str | None = None, side: str = "auto") -> xr.DataArray:
     """The value of the parameter ``dim`` (in its units) that ``variable`` (default ``key_rate``) needs to reach
     ``target``: the smallest value meeting it where the rate grows with ``dim`` (e.g. ``detector.efficiency``),
-    the largest where it falls (e.g. ``detector.dark_count_prob``); ``side`` "min"/"max" forces one.
+    the largest where it falls (e.g. ``detector.dark_count_prob``), judged per point from the rate at the two
+    ends of the grid; ``side`` "min"/"max" forces one.
 
     NaN where no grid value meets the target; ``at_grid_edge`` marks answers at the grid's first/last value.
     """

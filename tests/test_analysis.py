@@ -127,6 +127,7 @@ def test_options_meeting_a_demand():
         (lambda c: analysis.reach(c, -1.0), "target = -1.0"),
         (lambda c: analysis.reach(c, 1.0, variable="key_rate_bps"), "variable = 'key_rate_bps'"),
         (lambda c: analysis.required_value(c, 1.0, "a", side="up"), "side = 'up'"),
+        (lambda c: analysis.reach(c, 1.0, dim="option"), "dim = 'option' is categorical"),
         (lambda c: analysis.compare_options(c, "colour"), "dim = 'colour'"),
         (lambda c: analysis.meets_demand(c, 0.5), "variable = 'demand_met_probability'"),
         (lambda c: analysis.meets_demand(availability_cube(), 1.5), "probability = 1.5"),
