@@ -245,12 +245,16 @@ def largest_demand_met(cube: xr.Dataset, probability: float, dim: Hashable = "li
     return _demand_edge(cube, probability, dim, largest=True)
 
 
+def _scalar(value):
+    """A NumPy scalar as the Python number it holds (strings and other objects as they are)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def best_point(cube, variable: str | None = None) -> dict[str, object]:
     """The grid point with the highest ``variable``: its coordinates by dim and the value (``"value"``, in the
     variable's units). Loads the variable."""
-    values = _variable(cube, variable)
-    flat = values.stack(point=values.dims).compute()
-    index = int(np.nanargmax(flat.values)) if np.isfinite(flat.values).any() else 0
-    point = flat.isel(point=index)
-    coords = {str(d): point[d].item() for d in values.dims}
-    return {**coords, "value": float(point.values)}
+    values = _variable(cube, variable).compute()
+    data = np.asarray(values.values, dtype=float)
+    index = np.unravel_index(int(np.argmax(np.where(np.isnan(data), -np.inf, data))), data.shape)
+    coords = {str(d): _scalar(values[d].values[i]) for d, i in zip(values.dims, index)}
+    return {**coords, "value": float(data[index])}

@@ -184,3 +184,13 @@ def variables_vs(cube: xr.Dataset, variables: Sequence[str], dim: Hashable, ax=N
     figure = _finish(figure, ax, first, dim, ", ".join(variables), fixed)
     ax.set_ylabel(f"[{first.attrs.get('units', '')}]")
     return figure
+
+
+def options_bar(cube: xr.Dataset, dim: Hashable, variable: str = "key_rate", ax=None) -> Figure:
+    """``variable`` of each option of a categorical ``dim`` as bars, the other dims fixed."""
+    figure, ax = _axes(ax)
+    data, fixed = fix_other_dims(cube[variable], [dim])
+    ax.bar([str(v) for v in data[dim].values], data.values)
+    figure = _finish(figure, ax, data, dim, f"{data.attrs.get('long_name', variable)} by {dim}", fixed)
+    ax.set_xlabel(str(dim))
+    return figure

@@ -192,6 +192,9 @@ def choose_figures(cube: xr.Dataset, target: float, probability: float) -> Figur
     dim, numeric = main_dim(cube), numeric_dims(cube)
     figures: Figures = []
     if dim is None:
+        options = categorical_dims(cube)
+        if options and "key_rate" in cube:
+            figures.append(("options.png", lambda: plots.options_bar(cube, options[0]), f"Key rate of each {options[0]}"))
         return figures
     if "key_rate" in cube and not {"key_per_pass", "demand_met_probability"} & set(cube.data_vars):  # those have their own
         name = "rate_vs_distance.png" if dim in analysis.DISTANCE_DIMS else "key_rate.png"

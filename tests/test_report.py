@@ -157,5 +157,16 @@ def test_tables_leave_out_dims_nothing_varies_along(cubes):
     assert table.splitlines()[0] == "| link.trusted_nodes | bottleneck_loss_db [dB] |" and len(table.splitlines()) == 2 + 4
 
 
+def test_cubes_without_a_numeric_dim(tmp_path):
+    point = qkdjax.run("link.distance_km=50", "link.attenuation_db_per_km=0.2", "detector.efficiency=0.1")
+    assert "Highest key_rate: **" in write_report(point, tmp_path / "point").read_text()
+    options = qkdjax.run(
+        "link.distance_km=50", "protocol.decoy=[infinite,vacuum_weak,none]", "link.attenuation_db_per_km=0.2", "detector.efficiency=0.1"
+    )
+    text = write_report(options, tmp_path / "options").read_text()
+    assert "at protocol.decoy = infinite" in text and "- none: best at 0% of the points." in text
+    assert (tmp_path / "options" / "options.png").is_file()
+
+
 def test_write_report_returns_the_summary(cubes, tmp_path):
     assert write_report(qkdjax.open_cube(cubes["corridor"]), tmp_path / "new" / "dir") == tmp_path / "new" / "dir" / "summary.md"
