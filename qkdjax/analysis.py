@@ -102,7 +102,7 @@ def _crossing(rate: xr.DataArray, target: float, dim: Hashable, side: str) -> tu
             return last, last_edge
         if side == "min":
             return first, first_edge
-        grows = log_rate[..., -1] >= log_rate[..., 0]
+        grows = log_rate[..., -1] > log_rate[..., 0]  # a flat rate: the largest value tolerated
         return np.where(grows, first, last), np.where(grows, first_edge, last_edge)
 
     with np.errstate(divide="ignore"):
