@@ -80,6 +80,13 @@ def test_required_value_of_a_falling_rate_is_the_largest(cube):
     assert float(got) == pytest.approx(np.log(3.0 / 1e-3) / 0.1, rel=1e-12)
 
 
+def test_required_value_of_a_flat_rate_is_the_largest_tolerated(cube):
+    flat = cube.sel({"option": "slow", "link.distance_km": 0.0, "detector.efficiency": 0.8})  # the same for every a
+    got = analysis.required_value(flat, 0.5, "a")
+    assert float(got) == LOSS_PER_KM[-1] and bool(got.at_grid_edge)
+    assert float(analysis.required_value(flat, 0.5, "a", side="min")) == LOSS_PER_KM[0]
+
+
 def test_margin_feasibility_and_plob_fraction(cube):
     m = analysis.margin(cube, 0.5)
     np.testing.assert_allclose(m.values, cube.key_rate.values / 0.5)
