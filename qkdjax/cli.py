@@ -160,11 +160,38 @@ def merge_main(argv: list[str]) -> None:
     print(write_netcdf(merged, args.out))
 
 
+def report_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="qkdjax report", description="Figures (PNG) and a Markdown summary of a cube.")
+    parser.add_argument("cube", type=Path, help="netCDF cube written by qkdjax")
+    parser.add_argument("--out", required=True, type=Path, help="folder for summary.md and the figures")
+    parser.add_argument("--target", type=float, default=1.0, help="key-rate target in bit/s (default 1)")
+    parser.add_argument("--probability", type=float, default=0.95, help="required probability of meeting a demand")
+    args = parser.parse_args(argv)
+    if not args.cube.is_file():
+        _fail(f"no such cube: {args.cube}")
+    try:
+        from qkdjax.report import write_report  # matplotlib only when reporting
+    except ImportError as error:
+        _fail(f"qkdjax report needs matplotlib ({error}): pip install 'qkdjax[plot]'")
+    try:
+        cube = open_cube(args.cube)
+    except (OSError, ValueError) as error:
+        _fail(f"cannot read {args.cube} as a cube: {error}")
+    try:
+        path = write_report(cube, args.out, target=args.target, probability=args.probability, source=str(args.cube))
+    except ValueError as error:
+        _fail(str(error))
+    print(path)
+
+
+SUBCOMMANDS = {"merge": merge_main, "report": report_main}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``qkdjax merge ...`` or the Hydra app."""
+    """Console entry point: ``qkdjax merge ...``, ``qkdjax report ...`` or the Hydra app."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["merge"]:
-        return merge_main(argv[1:])
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     try:
         check_overrides([a for a in argv if "=" in a and not a.startswith("-")])
     except ConfigError as error:

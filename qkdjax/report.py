@@ -1,0 +1,265 @@
+"""``qkdjax report CUBE --out DIR``: PNG figures and a Markdown summary of any cube qkdjax writes.
+
+The summary holds the study's provenance and grid, headline answers (reach, required parameter values, the best
+option of each categorical dim, bottlenecks, options meeting a demand, distance to the PLOB bound), the figures
+and the resolved config. What it shows follows from the cube's dims and variables, so it works for fibre,
+satellite (fixed elevations or passes) and trusted-node cubes alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from qkdjax import analysis, plots
+
+MAX_ROWS = 24
+MAIN_DIMS = (*analysis.DISTANCE_DIMS, "link.max_elevation_deg", "link.elevation_deg", "link.trusted_nodes", "link.demand_bps")
+OPTION_DIMS = ("link.trusted_nodes", "link.paths")
+LOSS_TERMS = ("diffraction_loss_db", "atmospheric_loss_db", "pointing_loss_db", "total_loss_db")
+
+
+def grid_dims(cube: xr.Dataset) -> list[Hashable]:
+    """The cube's swept dims with at least two values (not the per-point ``quantile``/``trial`` dims)."""
+    return [d for d in cube.dims if d not in plots.PER_POINT_DIMS and cube.sizes[d] > 1]
+
+
+def numeric_dims(cube: xr.Dataset) -> list[Hashable]:
+    return [d for d in grid_dims(cube) if np.issubdtype(cube[d].dtype, np.number)]
+
+
+def categorical_dims(cube: xr.Dataset) -> list[Hashable]:
+    return [d for d in grid_dims(cube) if not np.issubdtype(cube[d].dtype, np.number)]
+
+
+def main_dim(cube: xr.Dataset) -> Hashable | None:
+    """The dim a decision is read along: a distance, elevation, node count or demand, else the first numeric dim."""
+    dims = numeric_dims(cube)
+    return next((d for d in MAIN_DIMS if d in dims), dims[0] if dims else None)
+
+
+def _format(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return "n/a" if np.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def thin(data: xr.DataArray, max_rows: int = MAX_ROWS) -> xr.DataArray:
+    """``data`` with its longest dims subsampled (evenly, ends kept) until it has at most ``max_rows`` values."""
+    while data.size > max_rows and data.ndim:
+        dim = max(data.dims, key=data.sizes.get)
+        keep = max(2, data.sizes[dim] * max_rows // data.size) if data.sizes[dim] > 2 else 1
+        data = data.isel({dim: np.unique(np.linspace(0, data.sizes[dim] - 1, keep).round().astype(int))})
+    return data
+
+
+def _varies(values: np.ndarray, axis: int) -> bool:
+    first = np.take(values, [0], axis=axis)
+    same = (values == first) | (pd.isnull(values) & pd.isnull(first))
+    return not same.all()
+
+
+def drop_constant_dims(data: xr.DataArray) -> xr.DataArray:
+    """``data`` without the dims along which neither it nor its non-index coords vary (their first slice)."""
+    for dim in list(data.dims):
+        arrays = [data, *(data[c] for c in data.coords if c not in data.dims and dim in data[c].dims)]
+        if data.ndim > 1 and not any(_varies(a.values, a.get_axis_num(dim)) for a in arrays):
+            data = data.isel({dim: 0}, drop=True)
+    return data
+
+
+def markdown_table(data: xr.DataArray, max_rows: int = MAX_ROWS) -> str:
+    """A Markdown table of ``data`` (thinned to ``max_rows``): one column per dim, its non-index coords, the value.
+    Dims along which nothing varies are left out."""
+    data = thin(drop_constant_dims(data), max_rows)
+    extra = [c for c in data.coords if c not in data.dims and data[c].dims == data.dims]
+    header = [*map(str, data.dims), *extra, f"{data.name} [{data.attrs.get('units', '')}]"]
+    rows = []
+    for index in np.ndindex(*data.shape):
+        point = data[dict(zip(data.dims, index))]
+        rows.append([*(_format(point[d].item()) for d in data.dims), *(_format(point[c].item()) for c in extra), _format(point.item())])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def _point_text(point: dict) -> str:
+    return ", ".join(f"{k} = {_format(v)}" for k, v in point.items() if k != "value")
+
+
+def best_design(cube: xr.Dataset) -> Iterator[str]:
+    """The grid point with the highest key rate (and key per year, for satellite passes)."""
+    for variable in ("key_rate", "key_per_year"):
+        if variable in cube:
+            best = analysis.best_point(drop_constant_dims(cube[variable]))
+            units = cube[variable].attrs.get("units", "")
+            yield f"- Highest {variable}: **{_format(best['value'])} {units}** at {_point_text(best) or 'the only point'}."
+
+
+def reach_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
+    """Maximal reach along the distance dim: for the key-rate target and for any positive key."""
+    dim = next((d for d in analysis.DISTANCE_DIMS if d in numeric_dims(cube)), None)
+    if dim is None or "key_rate" not in cube:
+        return
+    shown = None
+    for goal, value in ((f"key rate >= {target:g} bit/s", target), ("any positive key", np.finfo(float).tiny)):
+        result = analysis.reach(cube, value, dim)
+        yield f"\n### Maximal reach ({dim}) for {goal}\n"
+        if shown is not None and result.equals(shown):
+            yield "The same: the key rate is still above the target where the key ends."
+            continue
+        yield f"Range over the other dims: {_format(float(result.min()))} - {_format(float(result.max()))} {result.attrs['units']}."
+        yield "`at_grid_edge`: met up to the grid's end (the true reach may be longer).\n"
+        yield markdown_table(result)
+        shown = result
+
+
+def required_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
+    """The value of each swept parameter the key-rate target needs (its smallest value, or largest tolerable)."""
+    if "key_rate" not in cube:
+        return
+    for dim in numeric_dims(cube):
+        if dim in analysis.DISTANCE_DIMS or dim == "link.demand_bps" or dim not in drop_constant_dims(cube.key_rate).dims:
+            continue  # distances have their reach; the key rate does not depend on demand
+        result = analysis.required_value(cube, target, dim)
+        yield f"\n### Required {dim} for key rate >= {target:g} bit/s\n"
+        yield "The smallest value meeting the target where the rate grows with it, the largest where it falls; n/a: no value on the grid meets it.\n"
+        yield markdown_table(result)
+
+
+def option_answers(cube: xr.Dataset) -> Iterator[str]:
+    """For each categorical dim: how often each option is best, and by what median factor over the runner-up."""
+    for dim in categorical_dims(cube):
+        if "key_rate" not in cube:
+            return
+        result = analysis.compare_options(cube, dim)
+        yield f"\n### Best {dim} (highest key rate)\n"
+        best = result.best.values.ravel()
+        advantage = result.advantage.values.ravel()
+        for option in cube[dim].values:
+            mine = advantage[(best == option) & np.isfinite(advantage)]
+            share = np.mean(best == option)
+            factor = f", median advantage x{np.median(mine):.3g} over the runner-up" if mine.size else ""
+            yield f"- {option}: best at {share:.0%} of the points{factor}."
+
+
+def bottleneck_answers(cube: xr.Dataset) -> Iterator[str]:
+    """Chains: which hop limits the key and its loss. Satellite links: the dominant term of the loss budget."""
+    if "bottleneck_hop" in cube:
+        yield "\n### Bottleneck hop (the slowest hop limits a trusted-node chain)\n"
+        yield markdown_table(cube.bottleneck_loss_db.assign_coords(bottleneck_hop=cube.bottleneck_hop))
+    terms = [t for t in LOSS_TERMS[:-1] if t in cube]
+    if terms:
+        dominant = xr.concat([cube[t] for t in terms], dim="term").argmax("term")
+        names = np.asarray(terms)[dominant.values]
+        yield "\n### Dominant loss term\n"
+        for name in terms:
+            yield f"- {name}: largest at {np.mean(names == name):.0%} of the points."
+
+
+def availability_answers(cube: xr.Dataset, probability: float) -> Iterator[str]:
+    """Availability cubes: the smallest option (trusted nodes, paths) and the largest demand met with ``probability``."""
+    if "demand_met_probability" not in cube:
+        return
+    for dim in (d for d in OPTION_DIMS if d in numeric_dims(cube)):
+        yield f"\n### Smallest {dim} meeting the demand with probability >= {probability:g}\n"
+        yield markdown_table(analysis.smallest_option_meeting_demand(cube, probability, dim))
+    if "link.demand_bps" in numeric_dims(cube):
+        yield f"\n### Largest demand met with probability >= {probability:g}\n"
+        yield markdown_table(analysis.largest_demand_met(cube, probability))
+
+
+def plob_answers(cube: xr.Dataset) -> Iterator[str]:
+    """How close the designs come to the PLOB repeaterless bound where they make key."""
+    if "plob_bound_per_pulse" not in cube or "key_rate_per_pulse" not in cube:
+        return
+    fraction = analysis.plob_fraction(cube).where(cube.key_rate_per_pulse > 0).values
+    fraction = fraction[np.isfinite(fraction)]
+    if fraction.size:
+        yield f"\n- Key rate / PLOB bound where there is key: median {np.median(fraction):.3g}, max {fraction.max():.3g}."
+
+
+Figures = list[tuple[str, Callable[[], object], str]]
+
+
+def choose_figures(cube: xr.Dataset, target: float, probability: float) -> Figures:
+    """(file name, function drawing the figure, caption) for the figures that suit the cube's dims and variables."""
+    dim, numeric = main_dim(cube), numeric_dims(cube)
+    figures: Figures = []
+    if dim is None:
+        options = categorical_dims(cube)
+        if options and "key_rate" in cube:
+            figures.append(("options.png", lambda: plots.options_bar(cube, options[0]), f"Key rate of each {options[0]}"))
+        return figures
+    if "key_rate" in cube and not {"key_per_pass", "demand_met_probability"} & set(cube.data_vars):  # those have their own
+        name = "rate_vs_distance.png" if dim in analysis.DISTANCE_DIMS else "key_rate.png"
+        figures.append((name, lambda: plots.rate_vs_distance(cube, dim), f"Key rate vs {dim} (PLOB bound dashed)"))
+    heat = "demand_met_probability" if "demand_met_probability" in cube else "key_rate"
+    others = [d for d in numeric if d != dim and heat in cube and d in cube[heat].dims]
+    if others and dim in cube[heat].dims:
+        level = probability if heat == "demand_met_probability" else target
+        y = max(others, key=cube.sizes.get)
+        draw = lambda: plots.heatmap(cube, dim, y, heat, level, log=heat == "key_rate")  # noqa: E731
+        figures.append((f"heatmap_{heat}.png", draw, f"{heat} over {dim} and {y}, contour at {level:g}"))
+    if "key_per_pass" in cube:
+        figures.append(("pass_curves.png", lambda: plots.pass_curves(cube, dim), "Secret key per pass vs maximum elevation"))
+    for name in ("key_rate", "key_length"):
+        if f"{name}_quantile" in cube:
+            figures.append((f"{name}_quantiles.png", lambda n=name: plots.quantile_bands(cube, n, dim), f"Monte Carlo {name} quantile bands"))
+    if "demand_met_probability" in cube and "link.demand_bps" in numeric:
+        figures.append(("availability.png", lambda: plots.availability_vs_demand(cube, probability=probability), "Probability of meeting the demand"))
+    terms = [t for t in LOSS_TERMS if t in cube]
+    if terms:
+        figures.append(("loss_budget.png", lambda: plots.variables_vs(cube, terms, dim), "Loss budget"))
+    return figures
+
+
+def _provenance(cube: xr.Dataset, source: str | None) -> list[str]:
+    attrs = cube.attrs
+    lines = [f"# qkdjax report: {attrs.get('title', source or 'cube')}", ""]
+    for label, value in (("Cube", source), ("Rerun", attrs.get("rerun")), ("Created", attrs.get("created")), ("qkdjax", attrs.get("qkdjax_version"))):
+        if value:
+            lines.append(f"- {label}: `{value}`")
+    lines += ["", "## Grid", "", "| dim | values | range | units |", "|---|---|---|---|"]
+    for dim in cube.dims:
+        values = cube[dim].values
+        span = f"{_format(values.min())} - {_format(values.max())}" if np.issubdtype(values.dtype, np.number) else ", ".join(map(str, values))
+        lines.append(f"| {dim} | {len(values)} | {span} | {cube[dim].attrs.get('units', '')} |")
+    return lines
+
+
+def summary_lines(cube: xr.Dataset, target: float, probability: float) -> list[str]:
+    """The headline answers of the report, as Markdown lines."""
+    lines = ["", "## Headline answers", "", f"Key-rate target: {target:g} bit/s; demand probability: {probability:g}.", ""]
+    for answers in (
+        best_design(cube), plob_answers(cube), reach_answers(cube, target), required_answers(cube, target),
+        option_answers(cube), bottleneck_answers(cube), availability_answers(cube, probability),
+    ):  # fmt: skip
+        lines.extend(answers)
+    return lines
+
+
+def write_report(cube: xr.Dataset, out_dir, *, target: float = 1.0, probability: float = 0.95, source: str | None = None) -> Path:
+    """Write the figures (PNG) and ``summary.md`` of ``cube`` into ``out_dir``; return the summary's path.
+
+    ``target``: key-rate target (bit/s) for reach, required values and contours; ``probability``: how likely a
+    chain must meet its demand. Raises ``ValueError`` for a non-positive target or a probability outside (0, 1].
+    """
+    analysis.check_positive("target", target)
+    analysis.check_probability(probability)
+    cube = cube.load()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = _provenance(cube, source) + summary_lines(cube, target, probability) + ["", "## Figures", ""]
+    for name, draw, caption in choose_figures(cube, target, probability):
+        draw().savefig(out / name, dpi=100)
+        lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    lines += ["## Config", "", "```yaml", cube.attrs.get("config", "(not recorded)").rstrip(), "```", ""]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines))
+    return path
