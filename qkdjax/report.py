@@ -174,6 +174,29 @@ def availability_answers(cube: xr.Dataset, probability: float) -> Iterator[str]:
         yield markdown_table(analysis.largest_demand_met(cube, probability))
 
 
+def optimum_answers(cube: xr.Dataset) -> Iterator[str]:
+    """Cubes of optimised studies: the optimal parameters' ranges, the gain over the configured ones, convergence;
+    and the answers of the inverse questions (``min.*``/``max.*``) the study solved at every point."""
+    optimised = [name for name in cube.data_vars if str(name).startswith("opt.") and str(name).count(".") > 1]
+    if optimised:
+        yield "\n### Optimised protocol parameters (range over the points with key)\n"
+        keyed = cube.key_rate > 0
+        for name in optimised:
+            values = cube[name].where(keyed).values
+            values = values[np.isfinite(values)]
+            if values.size:
+                units = cube[name].attrs.get("units", "1")
+                yield f"- {name[4:]}: {values.min():.4g} - {values.max():.4g}{'' if units == '1' else ' ' + units}"
+        gain = (cube.key_rate / cube["opt.initial_key_rate"]).where(cube["opt.initial_key_rate"] > 0).values
+        gain = gain[np.isfinite(gain)]
+        if gain.size:
+            yield f"- Key rate / with the configured parameters: median x{np.median(gain):.3g}, max x{gain.max():.3g}."
+        yield f"- Converged at {float(cube['opt.converged'].where(keyed).mean()):.1%} of the points with key."
+    for name in (n for n in cube.data_vars if str(n).startswith(("min.", "max."))):
+        yield f"\n### {cube[name].attrs.get('long_name', name)} ({name}, solved per point)\n"
+        yield markdown_table(drop_constant_dims(cube[name]))
+
+
 def plob_answers(cube: xr.Dataset) -> Iterator[str]:
     """How close the designs come to the PLOB repeaterless bound where they make key."""
     if "plob_bound_per_pulse" not in cube or "key_rate_per_pulse" not in cube:
@@ -237,7 +260,7 @@ def summary_lines(cube: xr.Dataset, target: float, probability: float) -> list[s
     """The headline answers of the report, as Markdown lines."""
     lines = ["", "## Headline answers", "", f"Key-rate target: {target:g} bit/s; demand probability: {probability:g}.", ""]
     for answers in (
-        best_design(cube), plob_answers(cube), reach_answers(cube, target), required_answers(cube, target),
+        best_design(cube), plob_answers(cube), optimum_answers(cube), reach_answers(cube, target), required_answers(cube, target),
         option_answers(cube), bottleneck_answers(cube), availability_answers(cube, probability),
     ):  # fmt: skip
         lines.extend(answers)

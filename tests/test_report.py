@@ -21,6 +21,10 @@ CUBES = {
         "link.receiver_radius_m=[0.25,0.5]", "link.pointing_jitter_urad=[0.0,1.0]",
     ),
     "corridor": ("sweep=corridor", "montecarlo.trials=4", "supply.time_step_s=3600", "link.trusted_nodes=[0,1,2,3]"),
+    "gys_optimised": (
+        "sweep=gys_2005", "link.distance_km=[20,60,100]", "protocol.decoy=infinite", "optimize.enabled=true",
+        "optimize.params=[source.mu_signal]", "inverse.target_key_rate=0", "inverse.solve=[link.distance_km]",
+    ),
 }  # fmt: skip
 
 
@@ -170,3 +174,13 @@ def test_cubes_without_a_numeric_dim(tmp_path):
 
 def test_write_report_returns_the_summary(cubes, tmp_path):
     assert write_report(qkdjax.open_cube(cubes["corridor"]), tmp_path / "new" / "dir") == tmp_path / "new" / "dir" / "summary.md"
+
+
+def test_report_of_an_optimised_study_gives_the_optimum_and_the_inverse_answers(cubes, tmp_path):
+    summary = summary_of(cubes["gys_optimised"], tmp_path)
+    mu = re.search(r"- source.mu_signal: ([0-9.]+) - ([0-9.]+)", summary)
+    assert mu and 0.46 < float(mu.group(1)) <= float(mu.group(2)) < 0.49  # GYS: about 0.48 (Ma et al. 2005)
+    assert "Converged at 100.0% of the points with key" in summary
+    table = summary.split("(max.link.distance_km, solved per point)")[1].split("\n### ")[0]
+    reach = [float(r) for r in re.findall(r"^\|.* \| ([0-9.]+) \|$", table, re.MULTILINE)]
+    assert reach and all(140 < r < 144 for r in reach)  # the optimised GYS link's reach
