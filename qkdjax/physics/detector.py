@@ -14,7 +14,6 @@ the n-photon yields Y_n and errors e_n Y_n that the decoy-state bounds estimate.
 (Lim et al. print ``eta_ch`` in ``e``; ``eta_sys`` = channel x Bob is meant, see shared/reference/lim_2014.json.)
 """
 
-import jax.numpy as jnp
 
 
 def click_and_error_probs(signal_detection, detector):
