@@ -18,10 +18,11 @@ from pathlib import Path
 
 import jax
 import xarray as xr
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from qkdjax.config import ConfigError, check_study, config_yaml, parse_grid, parse_settings
-from qkdjax.io import merge_cubes, open_cube, write_netcdf
+from qkdjax.io import StoreError, merge_cubes, open_cube, write_netcdf
 from qkdjax.study import Study
 from qkdjax.sweep import run_grid
 
@@ -62,10 +63,41 @@ def check_overrides(overrides) -> None:
 
 def _cube_name(settings, hydra_cfg) -> str:
     name = settings.output_name or hydra_cfg.runtime.choices.get("sweep") or "qkdjax"
-    if str(hydra_cfg.mode) == "RunMode.MULTIRUN":  # one cube per job, named by what the job overrides
-        suffix = re.sub(r"[^A-Za-z0-9._=,-]+", "_", hydra_cfg.job.override_dirname) or str(hydra_cfg.job.num)
+    overridden = hydra_cfg.job.override_dirname
+    # One cube per multirun job, named by what the job overrides; shards of one grid share one store.
+    if str(hydra_cfg.mode) == "RunMode.MULTIRUN" and (overridden or settings.num_shards == 1):
+        suffix = re.sub(r"[^A-Za-z0-9._=,-]+", "_", overridden) or str(hydra_cfg.job.num)
         name = f"{name}.{suffix[:120]}"
     return name
+
+
+SHARD_KEYS = ("sweep.shard", "sweep.num_shards")
+
+
+def run_identity(cfg: DictConfig) -> str:
+    """The config as YAML without what does not change the results (output place and format, shard)."""
+    config = yaml.safe_load(config_yaml(cfg))
+    config.pop("output", None)
+    for key in SHARD_KEYS:
+        config["sweep"].pop(key.split(".")[1], None)
+    return yaml.safe_dump(config, sort_keys=True)
+
+
+def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
+    """Global attrs of a cube: version, config, Hydra choices and the command that reruns it (shards: all of it)."""
+    overrides = [o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    return dict(
+        title=f"qkdjax study {choices.get('sweep')}",
+        qkdjax_version=version(),
+        jax_version=jax.__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        config=config_yaml(cfg),
+        choices=json.dumps(choices),
+        overrides=json.dumps(overrides),
+        rerun=" ".join(["qkdjax", *overrides]),
+        Conventions="CF-1.10",
+    )
 
 
 def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:
@@ -80,24 +112,37 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
         supply_horizon_h=settings.supply_horizon_h,
         supply_steps=settings.supply_steps,
     )
+    if write and settings.output_format == "zarr":
+        return _stream(make_study, grid, settings, cfg, hydra_cfg)
+    if settings.num_shards > 1:
+        raise ConfigError(f"sweep.num_shards = {settings.num_shards} writes a shared store: run with write=True")
     cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
-    overrides = list(hydra_cfg.overrides.task)
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-    cube.attrs.update(
-        title=f"qkdjax study {choices.get('sweep')}",
-        qkdjax_version=version(),
-        jax_version=jax.__version__,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config=config_yaml(cfg),
-        choices=json.dumps(choices),
-        overrides=json.dumps(overrides),
-        rerun=" ".join(["qkdjax", *overrides]),
-        Conventions="CF-1.10",
-    )
+    cube.attrs.update(provenance(cfg, hydra_cfg))
     if not write:
         return cube, None
     path = Path(settings.output_dir) / f"{_cube_name(settings, hydra_cfg)}.nc"
     return cube, write_netcdf(cube, path)
+
+
+def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[xr.Dataset, Path]:
+    """Stream the study (or this job's shard of it) into ``output.dir/NAME.zarr``; a lone run also finalizes it."""
+    from qkdjax.zarr_store import finalize, open_store, stream_grid
+
+    path = Path(settings.output_dir) / f"{_cube_name(settings, hydra_cfg)}.zarr"
+    stream_grid(
+        make_study,
+        grid,
+        path,
+        chunk_size=settings.chunk_size,
+        seed=settings.seed,
+        attrs=provenance(cfg, hydra_cfg),
+        identity=run_identity(cfg),
+        shard=settings.shard,
+        num_shards=settings.num_shards,
+    )
+    if settings.num_shards == 1:
+        finalize(path)
+    return open_store(path, allow_incomplete=settings.num_shards > 1), path
 
 
 def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
@@ -135,7 +180,7 @@ def _hydra_app() -> None:
     def app(cfg: DictConfig) -> None:
         try:
             _, path = execute(cfg, HydraConfig.get(), write=True)
-        except ConfigError as error:
+        except (ConfigError, StoreError) as error:
             _fail(str(error))
         print(path)
 
@@ -158,11 +203,27 @@ def merge_main(argv: list[str]) -> None:
     print(write_netcdf(merged, args.out))
 
 
+def finalize_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="qkdjax finalize", description="Check that every chunk of a Zarr store is written; consolidate its metadata."
+    )
+    parser.add_argument("store", type=Path, help="Zarr store written by shards (output.format=zarr)")
+    args = parser.parse_args(argv)
+    from qkdjax.zarr_store import finalize
+
+    try:
+        print(finalize(args.store))
+    except StoreError as error:
+        _fail(str(error))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``qkdjax merge ...`` or the Hydra app."""
+    """Console entry point: ``qkdjax merge ...``, ``qkdjax finalize STORE`` or the Hydra app."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["merge"]:
         return merge_main(argv[1:])
+    if argv[:1] == ["finalize"]:
+        return finalize_main(argv[1:])
     try:
         check_overrides([a for a in argv if "=" in a and not a.startswith("-")])
     except ConfigError as error:
