@@ -401,7 +401,7 @@ def check_override_keys(overrides: Sequence[str], primary: DictConfig, groups: s
     keys = known_keys(primary)
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
-        if override.type != OverrideType.CHANGE or key in groups or key.split(".")[0] == "hydra" or key in keys:
+        if override.type != OverrideType.CHANGE or key in groups or re.split(r"[./]", key)[0] == "hydra" or key in keys:
             continue
         close = difflib.get_close_matches(key, sorted(keys), n=1)
         hint = f"did you mean {close[0]}? " if close else ""

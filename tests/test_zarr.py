@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from conftest import run_cli
 
 import qkdjax
 from qkdjax.config import ConfigError
@@ -137,3 +138,36 @@ def test_a_killed_run_resumes_to_the_same_store(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "results/big.zarr"
     uninterrupted = qkdjax.run(*args, f"output.dir={tmp_path}/fresh", write=True)
     assert_same_values(qkdjax.open_cube(store).load(), uninterrupted.load())
+
+
+@pytest.mark.slow
+def test_shards_as_an_array_of_jobs_through_the_submitit_launcher(tmp_path, in_memory):
+    """What hydra/launcher=slurm does on a cluster, with submitit's local launcher: 3 shard jobs, then finalize."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    shards = ("--multirun", "hydra/launcher=submitit_local", "output.format=zarr", "sweep.num_shards=3", "sweep.shard=range(3)")
+    result = run_cli(*shards, *GRID, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [store] = (tmp_path / "results").glob("*.zarr")  # the shards' one shared store
+    assert not missing_chunks(store)
+    result = run_cli("finalize", str(store), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(store)
+    assert_same_values(qkdjax.open_cube(store).load(), in_memory)
+
+
+def test_finalize_command_lists_missing_chunks_and_exits_2(tmp_path):
+    zarr_run(tmp_path, "sweep.num_shards=2", "sweep.shard=1")
+    result = run_cli("finalize", str(tmp_path / "cube.zarr"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "lacks chunks 0-7 (points 0-1219) of protocol.decoy=infinite (rerun the shards" in result.stderr
+
+
+def test_slurm_launcher_preset_composes_with_its_fields():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from qkdjax.cli import compose_config
+
+    _, hydra_cfg = compose_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30")
+    launcher = hydra_cfg.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("gpu", 30, 1)
+    assert launcher.array_parallelism > 0
