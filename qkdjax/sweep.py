@@ -85,12 +85,46 @@ def numeric_shape(grid: Grid) -> tuple[int, ...]:
 
 
 def chunk_evaluator(study: StudyLike, grid: Grid, root_key: jax.Array, points: int) -> Callable[[int], Metrics]:
-    """``run(start)``: the metrics of the ``points`` grid points from flat index ``start`` (dispatched async)."""
+    """``run(start)``: the metrics of (at least) the ``points`` grid points from flat index ``start``, dispatched async.
+
+    With several local devices the chunk is split evenly over them: each device runs the one-device program on its
+    slice (whole SIMD widths; extra points past the chunk are dropped by ``stream_chunks``) and the slices form
+    one array sharded over a 1-D mesh. So the results are those of one device bit for bit (a ``shard_map`` of
+    the chunk compiles to code whose last bits differ), and chunks, and the stores they fill, do not depend on the
+    device count.
+    """
+    devices = jax.local_devices()
+    per_device = -(-points // (LANES * len(devices))) * LANES
+    run, inputs = _chunk_program(study, grid, root_key, per_device)
+    if len(devices) == 1:
+        return lambda start: run(jnp.int64(start), *inputs)
+    placed = [jax.device_put(inputs, device) for device in devices]
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("points",)), jax.sharding.PartitionSpec("points"))
+
+    def run_sharded(start: int) -> Metrics:
+        slices = [run(jax.device_put(np.int64(start + i * per_device), d), *placed[i]) for i, d in enumerate(devices)]
+        return jax.tree.map(lambda *parts: _assemble(parts, sharding), *slices)
+
+    return run_sharded
+
+
+def _chunk_program(study: StudyLike, grid: Grid, root_key: jax.Array, points: int) -> tuple[Callable[..., Metrics], tuple]:
+    """``evaluate_chunk`` bound to ``study`` and the grid's static layout, and its array inputs."""
     names = tuple(a.name for a in grid.numeric_axes)
-    axis_values = tuple(jnp.asarray(a.values) for a in grid.numeric_axes)
-    fixed = {k: jnp.float64(v) for k, v in grid.fixed.items()}
-    run = functools.partial(evaluate_chunk, study, names, numeric_shape(grid), points, axis_values=axis_values, fixed=fixed, root_key=root_key)
-    return lambda start: run(jnp.int64(start))
+    inputs = (tuple(jnp.asarray(a.values) for a in grid.numeric_axes), {k: jnp.float64(v) for k, v in grid.fixed.items()}, root_key)
+    return functools.partial(evaluate_chunk, study, names, numeric_shape(grid), points), inputs
+
+
+def output_shapes(study: StudyLike, grid: Grid) -> Metrics:
+    """Shapes (``[points, *per-point dims]``) and dtypes of a chunk's metrics, without computing any."""
+    run, inputs = _chunk_program(study, grid, jax.random.key(0), LANES)
+    return jax.eval_shape(run, jnp.int64(0), *inputs)
+
+
+def _assemble(parts: typing.Sequence[jax.Array], sharding: jax.sharding.NamedSharding) -> jax.Array:
+    """One array sharded along its first axis from the per-device slices ``parts`` (in mesh order)."""
+    shape = (sum(p.shape[0] for p in parts), *parts[0].shape[1:])
+    return jax.make_array_from_single_device_arrays(shape, sharding, list(parts))
 
 
 def stream_chunks(run: Callable[[int], Metrics], starts: Iterable[int], points: int, total: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:

@@ -43,6 +43,7 @@ from qkdjax.sweep import (
     chunk_evaluator,
     chunk_points,
     numeric_shape,
+    output_shapes,
     progress_bar,
     stream_chunks,
     variable_attrs,
@@ -196,7 +197,7 @@ def stream_grid(
     runs = [chunk_evaluator(study, grid, choice_key(root_key, i), layout.points) for i, study in enumerate(studies)]
     expected = fingerprint(identity, layout)
     if not path.exists():
-        shapes = jax.eval_shape(runs[0], 0)
+        shapes = output_shapes(studies[0], grid)
         template = _template(grid, studies[0], layout, shapes)
         create_store(path, template, {**attrs, LAYOUT_ATTR: layout.to_json(), FINGERPRINT_ATTR: expected})
     group = _open_group(path, mode="r+")
