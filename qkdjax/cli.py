@@ -85,7 +85,9 @@ def run_identity(cfg: DictConfig) -> str:
 
 def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     """Global attrs of a cube: version, config, Hydra choices and the command that reruns it (shards: all of it)."""
-    overrides = [o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
+    # Unresolved: a range override stays `${linspace:..}` (resolved, 1e8 points made a 100 MB attr).
+    task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    overrides = [o for o in task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
     return dict(
         title=f"qkdjax study {choices.get('sweep')}",
