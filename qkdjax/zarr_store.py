@@ -9,8 +9,8 @@ entry) is set after a chunk's data are written: a rerun skips what is recorded, 
 what is not. The store's ``qkdjax_fingerprint`` attr identifies the run (config and layout): a rerun with a
 different config is refused instead of mixing two studies in one store.
 
-Memory stays bounded by two chunks whatever the grid size: the host holds one chunk while the device computes
-the next.
+Memory stays bounded by a few chunks whatever the grid size: the device computes one chunk while the host copies
+the previous one and writer threads compress and write up to ``WRITERS`` more.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import os
 import shutil
 import uuid
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dask.array

@@ -50,6 +50,19 @@ def test_zarr_store_opens_as_the_in_memory_cube_whatever_the_chunk_size(tmp_path
         assert cube["link.distance_km"].attrs == in_memory["link.distance_km"].attrs
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("sweep=lim_2014", "montecarlo.trials=16", "protocol.block_size=[1e5,1e6]", "link.distance_km=[10,50,90]", "sweep.chunk_size=64"),
+        ("link.distance_km=10", "link.attenuation_db_per_km=0.2", "detector.efficiency=0.1", "protocol.decoy=[infinite,none]"),
+    ],
+    ids=["monte_carlo_quantiles", "no_numeric_axis"],
+)
+def test_stores_of_other_shapes_open_as_their_cubes(tmp_path, overrides):
+    cube = qkdjax.run(*overrides, "output.format=zarr", f"output.dir={tmp_path}", write=True)
+    assert_same_values(cube, qkdjax.run(*overrides))
+
+
 def test_each_engine_chunk_is_one_zarr_chunk(tmp_path):
     zarr_run(tmp_path)
     group = zarr.open_group(tmp_path / "cube.zarr", mode="r")
@@ -136,6 +149,7 @@ def test_a_killed_run_resumes_to_the_same_store(tmp_path):
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "results/big.zarr"
+    assert "pt/s" not in result.stderr  # no progress bar in a batch log
     uninterrupted = qkdjax.run(*args, f"output.dir={tmp_path}/fresh", write=True)
     assert_same_values(qkdjax.open_cube(store).load(), uninterrupted.load())
 
