@@ -207,20 +207,24 @@ def merge_main(argv: list[str]) -> None:
 
 def finalize_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
-        prog="qkdjax finalize", description="Check that every chunk of a Zarr store is written; consolidate its metadata."
+        prog="qkdjax finalize", description="Check that every chunk of Zarr stores is written; consolidate their metadata."
     )
-    parser.add_argument("store", type=Path, help="Zarr store written by shards (output.format=zarr)")
+    parser.add_argument("stores", nargs="+", type=Path, help="Zarr stores written by shards (output.format=zarr)")
     args = parser.parse_args(argv)
     from qkdjax.zarr_store import finalize
 
-    try:
-        print(finalize(args.store))
-    except StoreError as error:
-        _fail(str(error))
+    errors = []
+    for store in args.stores:
+        try:
+            print(finalize(store))
+        except StoreError as error:
+            errors.append(str(error))
+    if errors:
+        _fail("; ".join(errors))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``qkdjax merge ...``, ``qkdjax finalize STORE`` or the Hydra app."""
+    """Console entry point: ``qkdjax merge ...``, ``qkdjax finalize STORES...`` or the Hydra app."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["merge"]:
         return merge_main(argv[1:])

@@ -171,9 +171,11 @@ def test_shards_as_an_array_of_jobs_through_the_submitit_launcher(tmp_path, in_m
 
 def test_finalize_command_lists_missing_chunks_and_exits_2(tmp_path):
     zarr_run(tmp_path, "sweep.num_shards=2", "sweep.shard=1")
-    result = run_cli("finalize", str(tmp_path / "cube.zarr"), cwd=tmp_path)
+    zarr_run(tmp_path, name="complete")
+    result = run_cli("finalize", str(tmp_path / "complete.zarr"), str(tmp_path / "cube.zarr"), cwd=tmp_path)
     assert result.returncode == 2
-    assert "lacks chunks 0-7 (points 0-1219) of protocol.decoy=infinite (rerun the shards" in result.stderr
+    assert result.stdout.strip() == str(tmp_path / "complete.zarr")
+    assert "cube.zarr lacks chunks 0-7 (points 0-1219) of protocol.decoy=infinite (rerun the shards" in result.stderr
 
 
 def test_slurm_launcher_preset_composes_with_its_fields():
