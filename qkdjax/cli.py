@@ -192,10 +192,10 @@ def _hydra_app() -> None:
 
 def merge_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="qkdjax merge", description="Combine cubes of a multirun or of shards.")
-    parser.add_argument("cubes", nargs="+", type=Path, help="netCDF cubes written by qkdjax")
+    parser.add_argument("cubes", nargs="+", type=Path, help="cubes written by qkdjax: netCDF files or (finalized) Zarr stores")
     parser.add_argument("--out", required=True, type=Path, help="path of the merged cube")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.cubes if not p.is_file()]
+    missing = [str(p) for p in args.cubes if not p.exists()]
     if missing:
         _fail(f"no such cube: {', '.join(missing)}")
     try:

@@ -187,3 +187,16 @@ def test_slurm_launcher_preset_composes_with_its_fields():
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("gpu", 30, 1)
     assert launcher.array_parallelism > 0
+
+
+def test_merge_combines_zarr_stores_of_a_multirun(tmp_path):
+    grid = ("link.distance_km=[10,20]", "output.format=zarr", f"output.dir={tmp_path}")
+    for detector in ("ingaas_apd", "snspd"):
+        qkdjax.run(*grid, f"detector={detector}", f"output.name={detector}", write=True)
+    out = tmp_path / "merged.nc"
+    result = run_cli("merge", str(tmp_path / "ingaas_apd.zarr"), str(tmp_path / "snspd.zarr"), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    merged = qkdjax.open_cube(out)
+    assert list(merged.detector.values) == ["ingaas_apd", "snspd"]
+    expected = qkdjax.run("link.distance_km=[10,20]", "detector=snspd").key_rate
+    np.testing.assert_array_equal(merged.key_rate.sel(detector="snspd", drop=True).values, expected.values)
