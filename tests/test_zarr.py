@@ -132,14 +132,14 @@ def test_analysis_of_a_lazy_cube_matches_the_in_memory_one(tmp_path, in_memory):
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_store(tmp_path):
     """kill -9 a CLI run once some chunks are recorded; rerunning the command finishes an identical store."""
-    args = ["link.distance_km=${linspace:0,250,2001}", "output.format=zarr", "output.name=big", "sweep.chunk_size=400"]
+    args = ["link.distance_km=${linspace:0,250,2001}", "output.format=zarr", "output.name=big", "sweep.chunk_size=160"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, "-m", "qkdjax", *args]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done_dir = tmp_path / "results" / "big.zarr" / "chunk_done" / "c"
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline and len(list(done_dir.rglob("*")) if done_dir.is_dir() else []) < 12:
-        time.sleep(0.02)
+        time.sleep(0.01)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     store = tmp_path / "results" / "big.zarr"
