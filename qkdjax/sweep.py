@@ -3,8 +3,10 @@
 It knows nothing of physics. Numeric axes are flattened and evaluated by one ``jit(vmap(study))`` per chunk of
 ``chunk_size`` points, the chunk's grid values being gathered on the device from its flat indices (nothing of
 grid size crosses from the host). Every chunk has the same shape, so a sweep compiles once per static choice;
-categorical axes loop over such sweeps. Per-point random keys are ``fold_in(root, flat_index)``, so results do
-not depend on the chunk size or device count.
+categorical axes loop over such sweeps. With several local devices each chunk is split evenly over them.
+Per-point random keys are ``fold_in(root, flat_index)``, so results do not depend on the chunk size or device
+count. ``stream_chunks`` hands chunks over one by one: the in-memory cube and the Zarr store (``zarr_store``)
+are both filled from it.
 """
 
 from __future__ import annotations
