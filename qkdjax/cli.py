@@ -18,10 +18,11 @@ from pathlib import Path
 
 import jax
 import xarray as xr
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from qkdjax.config import ConfigError, check_study, config_yaml, parse_grid, parse_settings
-from qkdjax.io import merge_cubes, open_cube, write_netcdf
+from qkdjax.io import StoreError, merge_cubes, open_cube, write_netcdf
 from qkdjax.study import Study
 from qkdjax.sweep import run_grid
 
@@ -62,10 +63,43 @@ def check_overrides(overrides) -> None:
 
 def _cube_name(settings, hydra_cfg) -> str:
     name = settings.output_name or hydra_cfg.runtime.choices.get("sweep") or "qkdjax"
-    if str(hydra_cfg.mode) == "RunMode.MULTIRUN":  # one cube per job, named by what the job overrides
-        suffix = re.sub(r"[^A-Za-z0-9._=,-]+", "_", hydra_cfg.job.override_dirname) or str(hydra_cfg.job.num)
+    overridden = hydra_cfg.job.override_dirname
+    # One cube per multirun job, named by what the job overrides; shards of one grid share one store.
+    if str(hydra_cfg.mode) == "RunMode.MULTIRUN" and (overridden or settings.num_shards == 1):
+        suffix = re.sub(r"[^A-Za-z0-9._=,-]+", "_", overridden) or str(hydra_cfg.job.num)
         name = f"{name}.{suffix[:120]}"
     return name
+
+
+SHARD_KEYS = ("sweep.shard", "sweep.num_shards")
+
+
+def run_identity(cfg: DictConfig) -> str:
+    """The config as YAML without what does not change the results (output place and format, shard)."""
+    config = yaml.safe_load(config_yaml(cfg))
+    config.pop("output", None)
+    for key in SHARD_KEYS:
+        config["sweep"].pop(key.split(".")[1], None)
+    return yaml.safe_dump(config, sort_keys=True)
+
+
+def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
+    """Global attrs of a cube: version, config, Hydra choices and the command that reruns it (shards: all of it)."""
+    # Unresolved: a range override stays `${linspace:..}` (resolved, 1e8 points made a 100 MB attr).
+    task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    overrides = [o for o in task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    return dict(
+        title=f"qkdjax study {choices.get('sweep')}",
+        qkdjax_version=version(),
+        jax_version=jax.__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        config=config_yaml(cfg),
+        choices=json.dumps(choices),
+        overrides=json.dumps(overrides),
+        rerun=" ".join(["qkdjax", *overrides]),
+        Conventions="CF-1.10",
+    )
 
 
 def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:
@@ -82,24 +116,37 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
         optimizer=settings.optimizer,
         inverse=settings.inverse,
     )
+    if write and settings.output_format == "zarr":
+        return _stream(make_study, grid, settings, cfg, hydra_cfg)
+    if settings.num_shards > 1:
+        raise ConfigError(f"sweep.num_shards = {settings.num_shards} writes a shared store: run with write=True")
     cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
-    overrides = list(hydra_cfg.overrides.task)
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-    cube.attrs.update(
-        title=f"qkdjax study {choices.get('sweep')}",
-        qkdjax_version=version(),
-        jax_version=jax.__version__,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config=config_yaml(cfg),
-        choices=json.dumps(choices),
-        overrides=json.dumps(overrides),
-        rerun=" ".join(["qkdjax", *overrides]),
-        Conventions="CF-1.10",
-    )
+    cube.attrs.update(provenance(cfg, hydra_cfg))
     if not write:
         return cube, None
     path = Path(settings.output_dir) / f"{_cube_name(settings, hydra_cfg)}.nc"
     return cube, write_netcdf(cube, path)
+
+
+def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[xr.Dataset, Path]:
+    """Stream the study (or this job's shard of it) into ``output.dir/NAME.zarr``; a lone run also finalizes it."""
+    from qkdjax.zarr_store import finalize, open_store, stream_grid
+
+    path = Path(settings.output_dir) / f"{_cube_name(settings, hydra_cfg)}.zarr"
+    stream_grid(
+        make_study,
+        grid,
+        path,
+        chunk_size=settings.chunk_size,
+        seed=settings.seed,
+        attrs=provenance(cfg, hydra_cfg),
+        identity=run_identity(cfg),
+        shard=settings.shard,
+        num_shards=settings.num_shards,
+    )
+    if settings.num_shards == 1:
+        finalize(path)
+    return open_store(path, allow_incomplete=settings.num_shards > 1), path
 
 
 def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
@@ -137,7 +184,7 @@ def _hydra_app() -> None:
     def app(cfg: DictConfig) -> None:
         try:
             _, path = execute(cfg, HydraConfig.get(), write=True)
-        except ConfigError as error:
+        except (ConfigError, StoreError) as error:
             _fail(str(error))
         print(path)
 
@@ -147,10 +194,10 @@ def _hydra_app() -> None:
 
 def merge_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="qkdjax merge", description="Combine cubes of a multirun or of shards.")
-    parser.add_argument("cubes", nargs="+", type=Path, help="netCDF cubes written by qkdjax")
+    parser.add_argument("cubes", nargs="+", type=Path, help="cubes written by qkdjax: netCDF files or (finalized) Zarr stores")
     parser.add_argument("--out", required=True, type=Path, help="path of the merged cube")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.cubes if not p.is_file()]
+    missing = [str(p) for p in args.cubes if not p.exists()]
     if missing:
         _fail(f"no such cube: {', '.join(missing)}")
     try:
@@ -162,12 +209,12 @@ def merge_main(argv: list[str]) -> None:
 
 def report_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="qkdjax report", description="Figures (PNG) and a Markdown summary of a cube.")
-    parser.add_argument("cube", type=Path, help="netCDF cube written by qkdjax")
+    parser.add_argument("cube", type=Path, help="cube written by qkdjax (netCDF file or Zarr store)")
     parser.add_argument("--out", required=True, type=Path, help="folder for summary.md and the figures")
     parser.add_argument("--target", type=float, default=1.0, help="key-rate target in bit/s (default 1)")
     parser.add_argument("--probability", type=float, default=0.95, help="required probability of meeting a demand")
     args = parser.parse_args(argv)
-    if not args.cube.is_file():
+    if not args.cube.exists():
         _fail(f"no such cube: {args.cube}")
     try:
         from qkdjax.report import write_report  # matplotlib only when reporting
@@ -184,11 +231,29 @@ def report_main(argv: list[str]) -> None:
     print(path)
 
 
-SUBCOMMANDS = {"merge": merge_main, "report": report_main}
+def finalize_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="qkdjax finalize", description="Check that every chunk of Zarr stores is written; consolidate their metadata."
+    )
+    parser.add_argument("stores", nargs="+", type=Path, help="Zarr stores written by shards (output.format=zarr)")
+    args = parser.parse_args(argv)
+    from qkdjax.zarr_store import finalize
+
+    errors = []
+    for store in args.stores:
+        try:
+            print(finalize(store))
+        except StoreError as error:
+            errors.append(str(error))
+    if errors:
+        _fail("; ".join(errors))
+
+
+SUBCOMMANDS = {"merge": merge_main, "report": report_main, "finalize": finalize_main}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``qkdjax merge ...``, ``qkdjax report ...`` or the Hydra app."""
+    """Console entry point: ``qkdjax merge ...``, ``qkdjax report ...``, ``qkdjax finalize ...`` or the Hydra app."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])

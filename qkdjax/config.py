@@ -86,6 +86,8 @@ class Settings:
     output_dir: str
     output_name: str | None
     output_format: str
+    shard: int  # this job's slice of the grid, of ``num_shards`` (cluster array jobs writing one Zarr store)
+    num_shards: int
     trials: int
     keep_trials: bool
     supply_horizon_h: float
@@ -94,7 +96,7 @@ class Settings:
     inverse: Inverse | None = None
 
 
-OUTPUT_FORMATS = ("netcdf",)
+OUTPUT_FORMATS = ("netcdf", "zarr")
 _APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "optimize", "inverse", "hydra"}
 
 
@@ -321,6 +323,25 @@ def _boolean(path: str, value: Any) -> bool:
     return value
 
 
+def _shards(shard: Any, num_shards: Any, output_format: str) -> tuple[int, int]:
+    """Validated ``(sweep.shard, sweep.num_shards)``; a null shard is 0 of 1."""
+    num_shards = _integer("sweep.num_shards", num_shards, 1)
+    if shard is None:
+        if num_shards > 1:
+            raise ConfigError(
+                f"sweep.shard is not set, but sweep.num_shards = {num_shards}: give sweep.shard in 0..{num_shards - 1} "
+                f"(a cluster array: --multirun sweep.shard='range({num_shards})')"
+            )
+        return 0, 1
+    if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard < num_shards:
+        raise ConfigError(f"sweep.shard = {shard!r} must be an integer in [0, sweep.num_shards = {num_shards})")
+    if num_shards > 1 and output_format != "zarr":
+        raise ConfigError(
+            f"sweep.num_shards = {num_shards} writes shards into one shared store: set output.format=zarr (not {output_format!r})"
+        )
+    return shard, num_shards
+
+
 def parse_settings(cfg: DictConfig) -> Settings:
     """Validate the run settings (seed, chunking, output). Raises ``ConfigError``."""
     for key in cfg:
@@ -329,6 +350,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
     output_format = cfg.output.format
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(f"output.format = {output_format!r} is not one of: {', '.join(OUTPUT_FORMATS)}")
+    shard, num_shards = _shards(cfg.sweep.get("shard"), cfg.sweep.get("num_shards", 1), output_format)
     horizon_h = _positive_number("supply.horizon_h", cfg.supply.horizon_h)
     step_s = _positive_number("supply.time_step_s", cfg.supply.time_step_s)
     if step_s > horizon_h * 3600.0:
@@ -342,6 +364,8 @@ def parse_settings(cfg: DictConfig) -> Settings:
         output_dir=str(cfg.output.dir),
         output_name=cfg.output.name,
         output_format=output_format,
+        shard=shard,
+        num_shards=num_shards,
         trials=_integer("montecarlo.trials", cfg.montecarlo.trials, 0),
         keep_trials=keep_trials,
         supply_horizon_h=float(horizon_h),
@@ -510,7 +534,7 @@ def check_override_keys(overrides: Sequence[str], primary: DictConfig, groups: s
     keys = known_keys(primary)
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
-        if override.type != OverrideType.CHANGE or key in groups or key.split(".")[0] == "hydra" or key in keys:
+        if override.type != OverrideType.CHANGE or key in groups or re.split(r"[./]", key)[0] == "hydra" or key in keys:
             continue
         close = difflib.get_close_matches(key, sorted(keys), n=1)
         hint = f"did you mean {close[0]}? " if close else ""

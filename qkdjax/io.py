@@ -13,6 +13,10 @@ import xarray as xr
 import yaml
 
 
+class StoreError(ValueError):
+    """A Zarr store that cannot be resumed or read: another run's, or incomplete. One line, naming the store."""
+
+
 def write_netcdf(cube: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``cube`` to ``path`` atomically: a temporary file in the same folder, then a rename.
 
@@ -31,7 +35,15 @@ def write_netcdf(cube: xr.Dataset, path: str | os.PathLike) -> Path:
 
 
 def open_cube(path: str | os.PathLike) -> xr.Dataset:
-    """Open a cube written by qkdjax (loaded into memory, file closed)."""
+    """Open a cube written by qkdjax: a netCDF file loaded into memory (file closed), or a Zarr store lazily.
+
+    A Zarr store (``output.format=zarr``, a folder) opens as the same labelled N-d cube backed by Dask arrays,
+    so cubes larger than memory can be sliced and reduced; an incomplete store is refused.
+    """
+    if Path(path).is_dir():
+        from qkdjax.zarr_store import open_store
+
+        return open_store(path)
     with xr.open_dataset(path, engine="h5netcdf") as cube:
         return cube.load()
 

@@ -3,8 +3,10 @@
 It knows nothing of physics. Numeric axes are flattened and evaluated by one ``jit(vmap(study))`` per chunk of
 ``chunk_size`` points, the chunk's grid values being gathered on the device from its flat indices (nothing of
 grid size crosses from the host). Every chunk has the same shape, so a sweep compiles once per static choice;
-categorical axes loop over such sweeps. Per-point random keys are ``fold_in(root, flat_index)``, so results do
-not depend on the chunk size or device count.
+categorical axes loop over such sweeps. With several local devices each chunk is split evenly over them.
+Per-point random keys are ``fold_in(root, flat_index)``, so results do not depend on the chunk size or device
+count. ``stream_chunks`` hands chunks over one by one: the in-memory cube and the Zarr store (``zarr_store``)
+are both filled from it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 import itertools
 import math
 import sys
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 import typing
 
 import jax
@@ -71,39 +73,126 @@ def evaluate_chunk(study, names, shape, chunk_size, start, axis_values, fixed, r
     return jax.vmap(one_point)(swept, flat_index)
 
 
+def chunk_points(study: StudyLike, total: int, chunk_size: int) -> int:
+    """Grid points per chunk: ``chunk_size`` evaluations (points x Monte Carlo trials), in whole SIMD widths.
+
+    XLA compiles a batch of one as scalar code whose last bits differ from the vector code, hence ``LANES``.
+    """
+    points = max(chunk_size // study.evaluations_per_point, 1)
+    return -(-min(points, total) // LANES) * LANES
+
+
+def numeric_shape(grid: Grid) -> tuple[int, ...]:
+    return tuple(len(a.values) for a in grid.numeric_axes)
+
+
+def chunk_evaluator(study: StudyLike, grid: Grid, root_key: jax.Array, points: int) -> Callable[[int], Metrics]:
+    """``run(start)``: the metrics of (at least) the ``points`` grid points from flat index ``start``, dispatched async.
+
+    With several local devices the chunk is split evenly over them: each device runs the one-device program on its
+    slice (whole SIMD widths; extra points past the chunk are dropped by ``stream_chunks``) and the slices form
+    one array sharded over a 1-D mesh. So the results are those of one device bit for bit (a ``shard_map`` of
+    the chunk compiles to code whose last bits differ), and chunks, and the stores they fill, do not depend on the
+    device count.
+    """
+    devices = jax.local_devices()
+    per_device = -(-points // (LANES * len(devices))) * LANES
+    run, inputs = _chunk_program(study, grid, root_key, per_device)
+    if len(devices) == 1:
+        return lambda start: run(jnp.int64(start), *inputs)
+    placed = [jax.device_put(inputs, device) for device in devices]
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("points",)), jax.sharding.PartitionSpec("points"))
+
+    def run_sharded(start: int) -> Metrics:
+        slices = [run(jax.device_put(np.int64(start + i * per_device), d), *placed[i]) for i, d in enumerate(devices)]
+        return jax.tree.map(lambda *parts: _assemble(parts, sharding), *slices)
+
+    return run_sharded
+
+
+def _chunk_program(study: StudyLike, grid: Grid, root_key: jax.Array, points: int) -> tuple[Callable[..., Metrics], tuple]:
+    """``evaluate_chunk`` bound to ``study`` and the grid's static layout, and its array inputs."""
+    names = tuple(a.name for a in grid.numeric_axes)
+    inputs = (tuple(jnp.asarray(a.values) for a in grid.numeric_axes), {k: jnp.float64(v) for k, v in grid.fixed.items()}, root_key)
+    return functools.partial(evaluate_chunk, study, names, numeric_shape(grid), points), inputs
+
+
+def output_shapes(study: StudyLike, grid: Grid) -> Metrics:
+    """Shapes (``[points, *per-point dims]``) and dtypes of a chunk's metrics, without computing any."""
+    run, inputs = _chunk_program(study, grid, jax.random.key(0), LANES)
+    return jax.eval_shape(run, jnp.int64(0), *inputs)
+
+
+def _assemble(parts: typing.Sequence[jax.Array], sharding: jax.sharding.NamedSharding) -> jax.Array:
+    """One array sharded along its first axis from the per-device slices ``parts`` (in mesh order)."""
+    shape = (sum(p.shape[0] for p in parts), *parts[0].shape[1:])
+    return jax.make_array_from_single_device_arrays(shape, sharding, list(parts))
+
+
+def stream_chunks(run: Callable[[int], Metrics], starts: Iterable[int], points: int, total: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """``(start, metrics as NumPy arrays)`` for each chunk start, in order, trimmed at the end of the grid.
+
+    Chunk ``k + 1`` is dispatched before chunk ``k`` is handed over, so the device computes while the caller
+    stores; at most two chunks are alive at once, whatever the grid size.
+    """
+    pending = None
+    for start in starts:
+        metrics = run(start)
+        if pending is not None:
+            yield _to_host(*pending, points, total)
+        pending = (start, metrics)
+    if pending is not None:
+        yield _to_host(*pending, points, total)
+
+
+def _to_host(start: int, metrics: Metrics, points: int, total: int) -> tuple[int, dict[str, np.ndarray]]:
+    n = min(points, total - start)
+    return start, {name: np.asarray(value)[:n] for name, value in metrics.items()}
+
+
 def evaluate_numeric_grid(study: StudyLike, grid: Grid, root_key: jax.Array, chunk_size: int, progress: tqdm) -> dict[str, np.ndarray]:
     """All metrics of ``study`` over the numeric axes of ``grid``, as arrays shaped like those axes (+ per-point dims).
 
     ``chunk_size`` counts evaluations (points x Monte Carlo trials), which is what bounds memory.
     """
-    names = tuple(a.name for a in grid.numeric_axes)
-    shape = tuple(len(a.values) for a in grid.numeric_axes)
+    shape = numeric_shape(grid)
     total = math.prod(shape)
-    points = max(chunk_size // study.evaluations_per_point, 1)
-    # Whole SIMD widths: XLA compiles a batch of one as scalar code whose last bits differ from the vector code.
-    points = -(-min(points, total) // LANES) * LANES
-    axis_values = tuple(jnp.asarray(a.values) for a in grid.numeric_axes)
-    fixed = {k: jnp.float64(v) for k, v in grid.fixed.items()}
-    run = functools.partial(evaluate_chunk, study, names, shape, points, axis_values=axis_values, fixed=fixed, root_key=root_key)
-
+    points = chunk_points(study, total, chunk_size)
+    run = chunk_evaluator(study, grid, root_key, points)
     results: dict[str, np.ndarray] = {}
-
-    def collect(start: int, metrics: Metrics) -> None:
+    for start, metrics in stream_chunks(run, range(0, total, points), points, total):
         n = min(points, total - start)
         for name, value in metrics.items():
             if name not in results:
                 results[name] = np.empty((total, *value.shape[1:]), dtype=value.dtype)
-            results[name][start : start + n] = np.asarray(value)[:n]
+            results[name][start : start + n] = value
         progress.update(n)
-
-    pending = None
-    for start in range(0, total, points):
-        metrics = run(jnp.int64(start))  # dispatched asynchronously: overlaps with collecting the previous chunk
-        if pending is not None:
-            collect(*pending)
-        pending = (start, metrics)
-    collect(*pending)
     return {name: values.reshape(shape + values.shape[1:]) for name, values in results.items()}
+
+
+def categorical_choices(grid: Grid) -> list[tuple[tuple[str, str], ...]]:
+    """Every combination of the categorical axes' values, in ``itertools.product`` order, as (name, value) pairs."""
+    names = [a.name for a in grid.categorical_axes]
+    return [tuple(zip(names, combo)) for combo in itertools.product(*(a.values for a in grid.categorical_axes))]
+
+
+def choice_study(make_study: StudyFactory, grid: Grid, choices: tuple[tuple[str, str], ...]) -> StudyLike:
+    """The study of one combination of categorical choices."""
+    return make_study(tuple(grid.static.items()) + choices)
+
+
+def choice_key(root_key: jax.Array, combo_index: int) -> jax.Array:
+    """Root key of the numeric sweep of the ``combo_index``-th categorical combination."""
+    return jax.random.fold_in(root_key, combo_index)
+
+
+def variable_attrs(output: Output) -> dict[str, str]:
+    return {"units": output.units, "long_name": output.long_name}
+
+
+def progress_bar(total: int, initial: int = 0) -> tqdm:
+    """Points done, points/s and ETA on a terminal; quiet when stderr is not one (batch logs)."""
+    return tqdm(total=total, initial=initial, unit="pt", unit_scale=True, disable=None, file=sys.stderr, desc="qkdjax")
 
 
 def run_grid(make_study: StudyFactory, grid: Grid, *, chunk_size: int, seed: int) -> xr.Dataset:
@@ -115,18 +204,13 @@ def run_grid(make_study: StudyFactory, grid: Grid, *, chunk_size: int, seed: int
     numeric_dims = [a.name for a in grid.numeric_axes]
     coords = {a.name: xr.Variable(a.name, a.values, dict(a.attrs)) for a in (*grid.numeric_axes, *grid.categorical_axes)}
     root_key = jax.random.key(seed)
-    combos = list(itertools.product(*(a.values for a in grid.categorical_axes)))
     cubes = []
-    with tqdm(total=grid.size, unit="pt", unit_scale=True, disable=None, file=sys.stderr, desc="qkdjax") as progress:
-        for combo_index, combo in enumerate(combos):
-            choices = tuple(zip((a.name for a in grid.categorical_axes), combo))
-            study = make_study(tuple(grid.static.items()) + choices)
-            key = jax.random.fold_in(root_key, combo_index)
-            arrays = evaluate_numeric_grid(study, grid, key, chunk_size, progress)
+    with progress_bar(grid.size) as progress:
+        for combo_index, choices in enumerate(categorical_choices(grid)):
+            study = choice_study(make_study, grid, choices)
+            arrays = evaluate_numeric_grid(study, grid, choice_key(root_key, combo_index), chunk_size, progress)
             outputs = study.outputs
-            cube = xr.Dataset(
-                {n: ([*numeric_dims, *outputs[n].dims], v, {"units": outputs[n].units, "long_name": outputs[n].long_name}) for n, v in arrays.items()}
-            )
+            cube = xr.Dataset({n: ([*numeric_dims, *outputs[n].dims], v, variable_attrs(outputs[n])) for n, v in arrays.items()})
             used = {d for n in arrays for d in outputs[n].dims}
             cube = cube.assign_coords({d: xr.Variable(d, *study.coords[d]) for d in used})
             cubes.append(cube.expand_dims({name: [value] for name, value in choices}))
