@@ -180,15 +180,20 @@ def _numeric_values(path: str, value: Any, allowed: Range) -> np.ndarray:
     return array
 
 
+def _check_members(path: str, values: Sequence[str], allowed: Sequence[str], repeated: str) -> None:
+    """Each of ``values`` is one of ``allowed`` and appears once (``repeated`` says what a repeat means)."""
+    for v in values:
+        if v not in allowed:
+            raise ConfigError(f"{path} = {v!r} is not one of: {', '.join(allowed)}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{path} = {list(values)} {repeated}")
+
+
 def _choice_values(path: str, value: Any, choices: Sequence[str]) -> list[str]:
     values = value if isinstance(value, list) else [value]
     if isinstance(value, list) and not value:
         raise ConfigError(f"{path} = [] is an empty sweep axis (choose from {', '.join(choices)})")
-    for v in values:
-        if v not in choices:
-            raise ConfigError(f"{path} = {v!r} is not one of: {', '.join(choices)}")
-    if len(set(values)) != len(values):
-        raise ConfigError(f"{path} repeats choices in its sweep axis {values}; each choice must appear once")
+    _check_members(path, values, choices, "repeats choices in its sweep axis; each choice must appear once")
     return values
 
 
@@ -378,11 +383,7 @@ def _parameter_names(path: str, value: Any, allowed: Sequence[str]) -> tuple[str
     if not isinstance(value, (list, ListConfig)) or not value:
         raise ConfigError(f"{path} = {value!r} must be a non-empty list of: {', '.join(allowed)}")
     names = tuple(value)
-    for name in names:
-        if name not in allowed:
-            raise ConfigError(f"{path} contains {name!r}, which is not one of: {', '.join(allowed)}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path} = {list(names)} names a parameter twice")
+    _check_members(path, names, allowed, "names a parameter twice")
     return names
 
 
