@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qkdjax.montecarlo.fluctuations import sample_block
 from qkdjax import optimize, parameters
+from qkdjax.montecarlo.fluctuations import sample_block
 from qkdjax.network import availability
 from qkdjax.parameters import MAX_PATHS, MAX_TRUSTED_NODES, FibreLink, StudyParams, build_params, replace_values
 from qkdjax.physics import free_space, satellite
@@ -179,7 +179,7 @@ def asymptotic_estimate(p: StudyParams) -> AsymptoticEstimate:
 def asymptotic_metrics(p: StudyParams) -> dict[str, jax.Array]:
     """Cube variables of asymptotic decoy BB84 over a link evaluated at one point."""
     estimate = asymptotic_estimate(p)
-    per_pulse = jnp.maximum(estimate.margin_per_pulse, 0.0)
+    per_pulse = jnp.maximum(estimate.margin_per_pulse, 0.0)  # exactly 0 where the bound gives no key, never NaN
     return {
         "key_rate": per_pulse * p.source.rep_rate_hz,
         "key_rate_per_pulse": per_pulse,
@@ -480,11 +480,11 @@ class Study:
             return {**CHAIN_OUTPUTS, **(SUPPLY_OUTPUTS if self.trials else {})}
         if self.satellite_pass:
             return {**PASS_OUTPUTS, **(PASS_MONTECARLO_OUTPUTS if self.trials else {})}
-        budget = {**(LOSS_BUDGET_OUTPUTS if self.satellite else {}), **self.optimize_outputs, **self.inverse_outputs}
+        extra = {**(LOSS_BUDGET_OUTPUTS if self.satellite else {}), **self.optimize_outputs, **self.inverse_outputs}
         if not self.finite_key:
-            return {**ASYMPTOTIC_OUTPUTS, **budget}
+            return {**ASYMPTOTIC_OUTPUTS, **extra}
         montecarlo = MONTECARLO_OUTPUTS if self.trials else {}
-        return {**FINITE_KEY_OUTPUTS, **budget, **montecarlo, **(TRIAL_OUTPUTS if self.keep_trials else {})}
+        return {**FINITE_KEY_OUTPUTS, **extra, **montecarlo, **(TRIAL_OUTPUTS if self.keep_trials else {})}
 
     @property
     def optimize_outputs(self) -> dict[str, Output]:
@@ -496,7 +496,7 @@ class Study:
             meta = parameters.field(name).metadata
             outputs[f"opt.{name}"] = Output(meta["units"], f"optimised {meta['long_name']}")
         return outputs | {
-            "opt.converged": Output("1", "1 where the best start's key rate reached a plateau (rel. change < 1e-4)"),
+            "opt.converged": Output("1", f"1 where the best start's key rate reached a plateau (rel. change < {optimize.TOLERANCE:g})"),
             "opt.initial_key_rate": Output("bit/s", "secret key rate with the configured (not optimised) parameters"),
         }
 

@@ -70,17 +70,10 @@ def untagged_bounds(mu, gain, error_gain):
 def asymptotic_key_margin(p_signal, mu, gain, qber, single_photon_yield, single_photon_error, protocol):
     """The key-rate formula per sent pulse before clipping at zero: negative where the bound gives no key.
 
-    Smooth where the rate is clipped, so optimisers can follow it back toward parameters that give key.
+    The key rate is ``max(margin, 0)``; the margin stays smooth where the rate is clipped, so optimisers can
+    follow it back toward parameters that give key.
     """
     single_photon_gain = single_photon_yield * poisson_photon_prob(1.0, mu)
     privacy = single_photon_gain * (1.0 - binary_entropy(single_photon_error))
     leak = protocol.ec_efficiency * gain * binary_entropy(qber)
     return p_signal * sifting_factor(protocol.p_key_basis) * (privacy - leak)
-
-
-def asymptotic_key_rate(*args):
-    """Secret bits per sent pulse, exactly 0 where the bound gives no key (never negative, never NaN).
-
-    Takes the arguments of ``asymptotic_key_margin``.
-    """
-    return jnp.maximum(asymptotic_key_margin(*args), 0.0)
