@@ -39,9 +39,7 @@ def qkdjax_run(demands_bps, trials: int, n_steps: int):
     node = Reliability(np.full((1, 2), NODE[0]), np.full((1, 2), NODE[1]))
 
     def one_point(key, demand_bps):
-        return sample_trials(
-            key, RATES_BPS, BUFFER_BITS, mask, hop, node, STORE_BITS, demand_bps, HOURS_PER_YEAR, n_steps, trials=trials
-        )
+        return sample_trials(key, RATES_BPS, BUFFER_BITS, mask, hop, node, STORE_BITS, demand_bps, HOURS_PER_YEAR, n_steps, trials=trials)
 
     keys = jax.random.split(jax.random.key(0), len(demands_bps))
     return jax.jit(jax.vmap(one_point)), (keys, jnp.asarray(demands_bps))

@@ -96,9 +96,7 @@ def main() -> None:
 
     def simulate(key, distance_km, n_pulses, mode):
         channel = transmittance(distance_km)
-        run = partial(
-            simulate_pulses, key, SOURCE, DETECTOR, PROTOCOL, channel, n_pulses, chunk_size=args.chunk_size, mode=mode
-        )
+        run = partial(simulate_pulses, key, SOURCE, DETECTOR, PROTOCOL, channel, n_pulses, chunk_size=args.chunk_size, mode=mode)
         jax.block_until_ready(run())  # compile
         counts, seconds = timed(run, args.repeat)
         return seconds, checked(counts[:3], channel, n_pulses), int(counts.detections.sum())
@@ -112,9 +110,7 @@ def main() -> None:
 
     n_numpy = int(args.numpy_pulses)
     channel = transmittance(50.0)
-    counts, seconds = timed(
-        lambda: numpy_simulation(np.random.default_rng(0), channel, n_numpy, args.chunk_size), args.repeat
-    )
+    counts, seconds = timed(lambda: numpy_simulation(np.random.default_rng(0), channel, n_numpy, args.chunk_size), args.repeat)
     numpy_rate = n_numpy / seconds
     z = checked(counts, channel, n_numpy)
     ratios = ", ".join(f"{impl} {rate / numpy_rate:.1f}x" for impl, rate in jax_rates.items())

@@ -120,8 +120,8 @@ def main() -> None:
 
     for label, extra, unit in (("estimator", (), 1), ("Monte Carlo", (f"montecarlo.trials={args.trials}",), args.trials)):
         grid = parse_grid(compose_config(*overrides, *extra)[0])
-        make_study = lambda choices: Study(choices, trials=0 if unit == 1 else args.trials)  # noqa: E731
-        run = lambda: run_grid(make_study, grid, chunk_size=262144, seed=0)  # noqa: E731
+        make_study = lambda choices: Study(choices, trials=0 if unit == 1 else args.trials)
+        run = lambda: run_grid(make_study, grid, chunk_size=262144, seed=0)
         run()  # compile
         cube, seconds = timed(run, args.repeat if unit == 1 else 1)  # a Monte Carlo run is long enough to time once
         evaluations = cube.key_rate.size * unit

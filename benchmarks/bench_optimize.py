@@ -61,7 +61,7 @@ def main() -> None:
     cfg = compose_config(*overrides)[0]
     grid, settings = parse_grid(cfg), parse_settings(cfg)
     make_study = functools.partial(Study, optimizer=settings.optimizer)
-    run = lambda: run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=0)  # noqa: E731
+    run = lambda: run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=0)
     _, first = timed(run)
     cube, seconds = timed(run)
     rate = cube.key_rate_per_pulse
@@ -78,11 +78,15 @@ def main() -> None:
     scipy_seconds = (time.perf_counter() - start) / len(chosen)
     ours = flat.values[chosen]
     both = (ours > 0) & (scipy_rates > 0)
-    print(f"scipy Nelder-Mead loop: {scipy_seconds * 1e3:.1f} ms/point over {len(chosen)} points; "
-          f"qkdjax is {scipy_seconds / (seconds / points):.0f}x faster per point")
-    print(f"quality on those points: key found by qkdjax only {int(((ours > 0) & (scipy_rates == 0)).sum())}, "
-          f"by scipy only {int(((ours == 0) & (scipy_rates > 0)).sum())}; median scipy/qkdjax rate "
-          f"{np.median(scipy_rates[both] / ours[both]):.4f} (min {np.min(scipy_rates[both] / ours[both]):.4f})")
+    print(
+        f"scipy Nelder-Mead loop: {scipy_seconds * 1e3:.1f} ms/point over {len(chosen)} points; "
+        f"qkdjax is {scipy_seconds / (seconds / points):.0f}x faster per point"
+    )
+    print(
+        f"quality on those points: key found by qkdjax only {int(((ours > 0) & (scipy_rates == 0)).sum())}, "
+        f"by scipy only {int(((ours == 0) & (scipy_rates > 0)).sum())}; median scipy/qkdjax rate "
+        f"{np.median(scipy_rates[both] / ours[both]):.4f} (min {np.min(scipy_rates[both] / ours[both]):.4f})"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def pass_statistics(max_elevations_deg):
     params = build_params({**grid.fixed, **grid.static, **axes})
 
     def one_pass(max_elevation_deg):
-        elevation_deg, step_s = pass_geometry(params.link, max_elevation_deg)
+        elevation_deg, _step_s = pass_geometry(params.link, max_elevation_deg)
         table = satellite.diffraction_table(params.link)
         return jax.vmap(satellite.fading, (None, 0, None))(params.link, elevation_deg, table)
 

@@ -81,7 +81,7 @@ def main() -> None:
     print(device_line())
     print(f"{'points':>10} {'decoy':>12} {'run() pt/s':>11} {'engine pt/s':>12} {'numpy pt/s':>11} {'engine/numpy':>12} {'compile s':>9}")
     for points in args.points:
-        n_distance = int(round(points / (len(ATTENUATIONS) * len(EFFICIENCIES))))
+        n_distance = round(points / (len(ATTENUATIONS) * len(EFFICIENCIES)))
         distances = np.linspace(0.0, 250.0, n_distance)
         for decoy in args.decoy:
             overrides = (

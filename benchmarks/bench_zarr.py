@@ -28,7 +28,7 @@ POINTS_PER_DISTANCE = 20  # sweeps/default.yaml: 4 attenuations x 5 efficiencies
 
 
 def overrides(points: float, chunk_size: int) -> tuple[str, ...]:
-    distances = int(round(points / POINTS_PER_DISTANCE))
+    distances = round(points / POINTS_PER_DISTANCE)
     return (f"link.distance_km=${{linspace:0,250,{distances}}}", "protocol.decoy=infinite", f"sweep.chunk_size={chunk_size}")
 
 

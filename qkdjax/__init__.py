@@ -8,9 +8,9 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from qkdjax.cli import run, version  # noqa: E402
-from qkdjax.io import merge_cubes, open_cube, write_netcdf  # noqa: E402
-from qkdjax import analysis  # noqa: E402  (numpy/xarray only; qkdjax.plots needs the plot extra)
+from qkdjax import analysis  # numpy/xarray only; qkdjax.plots needs the plot extra
+from qkdjax.cli import run, version
+from qkdjax.io import merge_cubes, open_cube, write_netcdf
 
 __version__ = version()
-__all__ = ["run", "open_cube", "merge_cubes", "write_netcdf", "analysis", "__version__"]
+__all__ = ["__version__", "analysis", "merge_cubes", "open_cube", "run", "write_netcdf"]

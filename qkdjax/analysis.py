@@ -229,7 +229,10 @@ def _demand_edge(cube: xr.Dataset, probability: float, dim: Hashable, largest: b
     out = ordered.idxmax(dim).where(ordered.any(dim))
     out.name = f"{'max' if largest else 'min'}_{dim}"
     words = "largest" if largest else "smallest"
-    out.attrs = {"units": _units(cube[dim]), "long_name": f"{words} {_long_name(cube[dim])} meeting the demand with probability >= {probability:g}"}
+    out.attrs = {
+        "units": _units(cube[dim]),
+        "long_name": f"{words} {_long_name(cube[dim])} meeting the demand with probability >= {probability:g}",
+    }
     return out
 
 

@@ -89,17 +89,17 @@ def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     overrides = [o for o in task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-    return dict(
-        title=f"qkdjax study {choices.get('sweep')}",
-        qkdjax_version=version(),
-        jax_version=jax.__version__,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config=config_yaml(cfg),
-        choices=json.dumps(choices),
-        overrides=json.dumps(overrides),
-        rerun=" ".join(["qkdjax", *overrides]),
-        Conventions="CF-1.10",
-    )
+    return {
+        "title": f"qkdjax study {choices.get('sweep')}",
+        "qkdjax_version": version(),
+        "jax_version": jax.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": config_yaml(cfg),
+        "choices": json.dumps(choices),
+        "overrides": json.dumps(overrides),
+        "rerun": " ".join(["qkdjax", *overrides]),
+        "Conventions": "CF-1.10",
+    }
 
 
 def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:

@@ -451,7 +451,9 @@ def _check_optimizer(grid: Grid, optimizer: Optimizer) -> None:
     axes = {a.name for a in grid.numeric_axes}
     for name in optimizer.params:
         if name in axes:
-            raise ConfigError(f"{name} is both a sweep axis and optimised: give it one value (the first start) or drop it from optimize.params")
+            raise ConfigError(
+                f"{name} is both a sweep axis and optimised: give it one value (the first start) or drop it from optimize.params"
+            )
 
     def swept(name: str) -> np.ndarray:
         axis = next((a.values for a in grid.numeric_axes if a.name == name), None)
@@ -504,13 +506,17 @@ def check_study(grid: Grid, settings: Settings) -> None:
         )
     if (settings.optimizer or settings.inverse) and (satellite_pass or chain):
         what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
-        raise ConfigError(f"{what} works on links evaluated at one point (fibre, or a satellite at link.elevation_deg), not on {'a satellite pass' if satellite_pass else 'trusted-node chains'}")
+        raise ConfigError(
+            f"{what} works on links evaluated at one point (fibre, or a satellite at link.elevation_deg), not on {'a satellite pass' if satellite_pass else 'trusted-node chains'}"
+        )
     if settings.optimizer:
         _check_optimizer(grid, settings.optimizer)
     if settings.inverse:
         _check_inverse(grid, settings.inverse)
     if settings.keep_trials and (not settings.trials or satellite_pass or chain):
-        raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0 and protocol.block_size")
+        raise ConfigError(
+            "montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0 and protocol.block_size"
+        )
 
 
 def known_keys(primary: DictConfig) -> set[str]:
@@ -553,4 +559,3 @@ def _accepted_keys(group: str, keys: set[str]) -> str:
         by_class.setdefault(cls, []).append(type_name)
     parts = [f"{', '.join(names)}: {', '.join(sorted(f.name for f in dataclasses.fields(cls)))}" for cls, names in by_class.items()]
     return f"{group} accepts, by {group}.type: {'; '.join(parts)}"
-

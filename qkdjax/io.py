@@ -97,4 +97,3 @@ def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     return merged
-

@@ -230,7 +230,12 @@ class Inverse:
 
 
 def crossing(
-    rate_at: Callable[[jax.Array, Any], tuple[jax.Array, Any]], name: str, bounds: tuple[float, float], target: float, iterations: int, carry: Any
+    rate_at: Callable[[jax.Array, Any], tuple[jax.Array, Any]],
+    name: str,
+    bounds: tuple[float, float],
+    target: float,
+    iterations: int,
+    carry: Any,
 ) -> jax.Array:
     """The value of ``name`` where ``rate_at(value, carry) -> (rate, carry)`` crosses ``target``, by bisection.
 
@@ -269,6 +274,7 @@ def answer(
 ) -> dict[str, jax.Array]:
     """Every inverse question of ``inverse`` at the point ``p``, keyed by its output name."""
     if optimizer is None:
+
         def rate_at(p_at, carry):
             return key_rate(p_at), carry
     else:
@@ -281,6 +287,6 @@ def answer(
     carry = {} if optimizer is None else {name: value_of(p, name) for name in optimizer.ordered}
     results = {}
     for name, bounds in zip(inverse.solve, inverse.bounds):
-        at = lambda value, carry, name=name: rate_at(replace_values(p, {name: value}), carry)  # noqa: E731
+        at = lambda value, carry, name=name: rate_at(replace_values(p, {name: value}), carry)
         results[inverse.output_name(name)] = crossing(at, name, bounds, inverse.target_key_rate, inverse.iterations, carry)
     return results

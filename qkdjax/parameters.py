@@ -263,14 +263,14 @@ class Protocol:
     ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
     block_size: Any = number("1", "key-basis detections per block n_X", Range(1.0, 1e18), optional=True)
     eps_sec: Any = number("1", "secrecy parameter", Range(0.0, 1.0, low_closed=False, high_closed=False), optional=True)
-    eps_sec_per_key_bit: Any = number(
-        "1", "secrecy parameter per key bit kappa", Range(0.0, 1e-3, low_closed=False), optional=True
-    )
+    eps_sec_per_key_bit: Any = number("1", "secrecy parameter per key bit kappa", Range(0.0, 1e-3, low_closed=False), optional=True)
     eps_cor: Any = number("1", "correctness parameter", Range(0.0, 1.0, low_closed=False, high_closed=False))
     qber_abort: Any = number("1", "abort above this observed key-basis QBER", Range(0.0, 0.5))
 
     constraints = ()
     exactly_one_set = (("eps_sec", "eps_sec_per_key_bit"),)
+
+
 class StudyParams(NamedTuple):
     """Everything a study needs for one grid point."""
 

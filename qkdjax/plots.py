@@ -99,7 +99,9 @@ def _lines(cube: xr.Dataset, variable: str, x: Hashable, hue: Hashable | None, a
     return figure, ax, data, hue, fixed
 
 
-def rate_vs_distance(cube: xr.Dataset, dim: Hashable = "link.distance_km", hue: Hashable | None = None, target: float | None = None, ax=None) -> Figure:
+def rate_vs_distance(
+    cube: xr.Dataset, dim: Hashable = "link.distance_km", hue: Hashable | None = None, target: float | None = None, ax=None
+) -> Figure:
     """Key rate per pulse (bit) vs ``dim`` for a family of designs with the PLOB bound dashed (when the cube has
     ``plob_bound_per_pulse``; else ``key_rate`` in bit/s), and the ``target`` (same units) as a dotted line."""
     variable = "key_rate_per_pulse" if "plob_bound_per_pulse" in cube else "key_rate"
@@ -113,7 +115,9 @@ def rate_vs_distance(cube: xr.Dataset, dim: Hashable = "link.distance_km", hue: 
     return _finish(figure, ax, cube[variable], dim, f"{cube[variable].attrs.get('long_name', variable)} vs {dim}", fixed)
 
 
-def heatmap(cube: xr.Dataset, x: Hashable, y: Hashable, variable: str = "key_rate", target: float | None = None, ax=None, log: bool = True) -> Figure:
+def heatmap(
+    cube: xr.Dataset, x: Hashable, y: Hashable, variable: str = "key_rate", target: float | None = None, ax=None, log: bool = True
+) -> Figure:
     """``variable`` over two numeric dims (log colour scale unless ``log`` is False) with the ``target`` contour
     (units of ``variable``)."""
     figure, ax = _axes(ax)
@@ -129,7 +133,10 @@ def heatmap(cube: xr.Dataset, x: Hashable, y: Hashable, variable: str = "key_rat
         ax.clabel(contour, fmt=f"{target:g}", fontsize=7)
     ax.set_ylabel(axis_label(data[y]))
     ax.set_xlabel(axis_label(data[x]))
-    ax.set_title(f"{data.attrs.get('long_name', variable)}" + (f", target {target:g} contour" if target else "") + (f"\n{fixed}" if fixed else ""), fontsize=9)
+    ax.set_title(
+        f"{data.attrs.get('long_name', variable)}" + (f", target {target:g} contour" if target else "") + (f"\n{fixed}" if fixed else ""),
+        fontsize=9,
+    )
     return figure
 
 
@@ -137,7 +144,7 @@ def quantile_bands(cube: xr.Dataset, name: str, dim: Hashable, hue: Hashable | N
     """Monte Carlo distribution of ``name`` along ``dim``: the mean (``name_mean``, else the median) as lines and
     the band between the lowest and highest quantile of ``name_quantile`` (e.g. 5 % - 95 %), per ``hue``."""
     centre = f"{name}_mean" if f"{name}_mean" in cube else f"{name}_quantile"
-    figure, ax, data, hue, fixed = _lines(cube, centre, dim, hue, ax, logy)
+    figure, ax, _data, hue, fixed = _lines(cube, centre, dim, hue, ax, logy)
     quantiles, _ = fix_other_dims(cube[f"{name}_quantile"], [dim, "quantile", *([hue] if hue else [])])
     low, high = quantiles["quantile"].values.min(), quantiles["quantile"].values.max()
     for i, (_, band) in enumerate(_family(quantiles, dim, hue)):
@@ -158,7 +165,9 @@ def pass_curves(cube: xr.Dataset, dim: Hashable = "link.max_elevation_deg", hue:
     return _finish(figure, ax, cube["key_per_pass"], dim, "secret key per pass", fixed)
 
 
-def availability_vs_demand(cube: xr.Dataset, dim: Hashable = "link.demand_bps", hue: Hashable | None = None, probability: float | None = None, ax=None) -> Figure:
+def availability_vs_demand(
+    cube: xr.Dataset, dim: Hashable = "link.demand_bps", hue: Hashable | None = None, probability: float | None = None, ax=None
+) -> Figure:
     """Probability that the key supply meets the demand vs the demand (bit/s, log axis), one line per option
     (``hue``, e.g. ``link.trusted_nodes``), with the required ``probability`` dotted."""
     figure, ax, _, _, fixed = _lines(cube, "demand_met_probability", dim, hue, ax, logy=False)

@@ -227,15 +227,19 @@ def choose_figures(cube: xr.Dataset, target: float, probability: float) -> Figur
     if others and dim in cube[heat].dims:
         level = probability if heat == "demand_met_probability" else target
         y = max(others, key=cube.sizes.get)
-        draw = lambda: plots.heatmap(cube, dim, y, heat, level, log=heat == "key_rate")  # noqa: E731
+        draw = lambda: plots.heatmap(cube, dim, y, heat, level, log=heat == "key_rate")
         figures.append((f"heatmap_{heat}.png", draw, f"{heat} over {dim} and {y}, contour at {level:g}"))
     if "key_per_pass" in cube:
         figures.append(("pass_curves.png", lambda: plots.pass_curves(cube, dim), "Secret key per pass vs maximum elevation"))
     for name in ("key_rate", "key_length"):
         if f"{name}_quantile" in cube:
-            figures.append((f"{name}_quantiles.png", lambda n=name: plots.quantile_bands(cube, n, dim), f"Monte Carlo {name} quantile bands"))
+            figures.append(
+                (f"{name}_quantiles.png", lambda n=name: plots.quantile_bands(cube, n, dim), f"Monte Carlo {name} quantile bands")
+            )
     if "demand_met_probability" in cube and "link.demand_bps" in numeric:
-        figures.append(("availability.png", lambda: plots.availability_vs_demand(cube, probability=probability), "Probability of meeting the demand"))
+        figures.append(
+            ("availability.png", lambda: plots.availability_vs_demand(cube, probability=probability), "Probability of meeting the demand")
+        )
     terms = [t for t in LOSS_TERMS if t in cube]
     if terms:
         figures.append(("loss_budget.png", lambda: plots.variables_vs(cube, terms, dim), "Loss budget"))
@@ -245,13 +249,20 @@ def choose_figures(cube: xr.Dataset, target: float, probability: float) -> Figur
 def _provenance(cube: xr.Dataset, source: str | None) -> list[str]:
     attrs = cube.attrs
     lines = [f"# qkdjax report: {attrs.get('title', source or 'cube')}", ""]
-    for label, value in (("Cube", source), ("Rerun", attrs.get("rerun")), ("Created", attrs.get("created")), ("qkdjax", attrs.get("qkdjax_version"))):
+    for label, value in (
+        ("Cube", source),
+        ("Rerun", attrs.get("rerun")),
+        ("Created", attrs.get("created")),
+        ("qkdjax", attrs.get("qkdjax_version")),
+    ):
         if value:
             lines.append(f"- {label}: `{value}`")
     lines += ["", "## Grid", "", "| dim | values | range | units |", "|---|---|---|---|"]
     for dim in cube.dims:
         values = cube[dim].values
-        span = f"{_format(values.min())} - {_format(values.max())}" if np.issubdtype(values.dtype, np.number) else ", ".join(map(str, values))
+        span = (
+            f"{_format(values.min())} - {_format(values.max())}" if np.issubdtype(values.dtype, np.number) else ", ".join(map(str, values))
+        )
         lines.append(f"| {dim} | {len(values)} | {span} | {cube[dim].attrs.get('units', '')} |")
     return lines
 

@@ -292,9 +292,7 @@ def pass_key(p: StudyParams, pulses, gain, error_gain):
 
 def pass_geometry(link, max_elevation_deg):
     """Elevations of the pass's time steps and the step length."""
-    _, elevation_deg, step_s = free_space.pass_elevations_deg(
-        max_elevation_deg, link.min_elevation_deg, link.altitude_km, PASS_TIME_STEPS
-    )
+    _, elevation_deg, step_s = free_space.pass_elevations_deg(max_elevation_deg, link.min_elevation_deg, link.altitude_km, PASS_TIME_STEPS)
     return elevation_deg, step_s
 
 
@@ -420,7 +418,7 @@ def supply_metrics(p: StudyParams, key, trials: int, horizon_h: float, steps: in
     shape = path_mask.shape
 
     def reliability(mtbf_h, mttr_h, columns):
-        full = lambda v: jnp.full((MAX_PATHS, columns), v)  # noqa: E731
+        full = lambda v: jnp.full((MAX_PATHS, columns), v)
         return availability.Reliability(full(mtbf_h), full(mttr_h), full(link.failure_shape), full(link.repair_log_sigma))
 
     summary = availability.simulate_trials(

@@ -15,8 +15,8 @@ import functools
 import itertools
 import math
 import sys
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 import typing
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -129,7 +129,9 @@ def _assemble(parts: typing.Sequence[jax.Array], sharding: jax.sharding.NamedSha
     return jax.make_array_from_single_device_arrays(shape, sharding, list(parts))
 
 
-def stream_chunks(run: Callable[[int], Metrics], starts: Iterable[int], points: int, total: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+def stream_chunks(
+    run: Callable[[int], Metrics], starts: Iterable[int], points: int, total: int
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """``(start, metrics as NumPy arrays)`` for each chunk start, in order, trimmed at the end of the grid.
 
     Chunk ``k + 1`` is dispatched before chunk ``k`` is handed over, so the device computes while the caller

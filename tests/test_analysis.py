@@ -112,7 +112,9 @@ def availability_cube() -> xr.Dataset:
     prob = np.clip((nodes[None, :] - np.log10(demand)[:, None] + 3.0) / 2.0, 0.0, 1.0)
     cube = xr.Dataset({"demand_met_probability": (("link.demand_bps", "link.trusted_nodes"), prob, {"units": "1"})})
     attrs = {"units": "bit/s", "long_name": "demand"}, {"units": "1", "long_name": "trusted nodes"}
-    return cube.assign_coords({"link.demand_bps": ("link.demand_bps", demand, attrs[0]), "link.trusted_nodes": ("link.trusted_nodes", nodes, attrs[1])})
+    return cube.assign_coords(
+        {"link.demand_bps": ("link.demand_bps", demand, attrs[0]), "link.trusted_nodes": ("link.trusted_nodes", nodes, attrs[1])}
+    )
 
 
 def test_options_meeting_a_demand():

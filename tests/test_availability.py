@@ -47,13 +47,13 @@ def inputs(
     array so that calls with the same shapes share one compile."""
     rate = jnp.asarray(rate_bps, jnp.float64)
     mask = jnp.ones(rate.shape, bool) if mask is None else jnp.asarray(mask)
-    f64 = lambda v: jnp.asarray(v, jnp.float64)  # noqa: E731
+    f64 = lambda v: jnp.asarray(v, jnp.float64)
     args = (
         rate, jnp.broadcast_to(f64(buffer_bits), rate.shape), mask, as_reliability(hop, rate.shape),
         as_reliability(node, (rate.shape[0], rate.shape[1] - 1)), f64(store_bits), f64(demand_bps), f64(horizon_h),
         N_STEPS,
     )  # fmt: skip
-    return args, dict(trials=TRIALS, stationary_start=stationary_start, initial_fill=f64(initial_fill))
+    return args, {"trials": TRIALS, "stationary_start": stationary_start, "initial_fill": f64(initial_fill)}
 
 
 def simulate(*args, seed=0, **kwargs) -> SupplyTrial:
@@ -164,7 +164,7 @@ def test_stationary_start_draws_the_equilibrium_residual_life():
     assert_within(started_up, steady(MTBF_H, MTTR_H))
     scale = MTBF_H / special.gamma(1 + 1 / k)
     dt_h = 1000.0 / N_STEPS
-    residual_cdf = lambda t: special.gammainc(1 / k, (np.maximum(t, 0) / scale) ** k)  # noqa: E731
+    residual_cdf = lambda t: special.gammainc(1 / k, (np.maximum(t, 0) / scale) ** k)
     assert stats.kstest(first[started_up] - dt_h / 2, residual_cdf).pvalue > 0.01
 
 
@@ -234,7 +234,7 @@ def test_demand_is_met_less_often_as_it_grows_and_as_repairs_slow():
 
 def test_a_key_gives_the_same_trials_under_vmap_and_another_key_others():
     args = (np.full((2, 3), 2e3), CHAIN, CHAIN_NODES, TWO_PATHS)
-    kwargs = dict(buffer_bits=2e7, store_bits=3e7, demand_bps=1e3)
+    kwargs = {"buffer_bits": 2e7, "store_bits": 3e7, "demand_bps": 1e3}
     first, again, other = simulate(*args, **kwargs), simulate(*args, **kwargs), simulate(*args, **kwargs, seed=1)
     for a, b, c in zip(first, again, other):
         np.testing.assert_array_equal(a, b)
@@ -259,17 +259,17 @@ def test_simulate_trials_summarises_over_trials():
 
 # Input checks on host values.
 
-GOOD = dict(
-    hop_rate_bps=np.full((2, 3), 1e3),
-    hop_buffer_bits=1e9,
-    hop_mask=np.array(TWO_PATHS),
-    hop_reliability=Reliability(np.full((2, 3), 1e3), 4.0),
-    node_reliability=Reliability(np.full((2, 2), 1e4), 2.0, 1.5, 0.5),
-    store_bits=1e8,
-    demand_bps=5e2,
-    horizon_h=8760.0,
-    n_steps=52560,
-)
+GOOD = {
+    "hop_rate_bps": np.full((2, 3), 1e3),
+    "hop_buffer_bits": 1e9,
+    "hop_mask": np.array(TWO_PATHS),
+    "hop_reliability": Reliability(np.full((2, 3), 1e3), 4.0),
+    "node_reliability": Reliability(np.full((2, 2), 1e4), 2.0, 1.5, 0.5),
+    "store_bits": 1e8,
+    "demand_bps": 5e2,
+    "horizon_h": 8760.0,
+    "n_steps": 52560,
+}
 
 
 def test_good_inputs_pass_and_entries_of_absent_hops_are_not_checked():

@@ -17,7 +17,13 @@ import qkdjax
 
 # Asymptotic with a categorical axis (160-point chunks: 40 per device), and a finite-key Monte Carlo (random keys).
 ASYMPTOTIC = ("link.distance_km=${linspace:0,240,61}", "protocol.decoy=[infinite,vacuum_weak]", "sweep.chunk_size=160")
-MONTE_CARLO = ("sweep=lim_2014", "montecarlo.trials=16", "protocol.block_size=[1e5,1e6]", "link.distance_km=[10,50,90]", "sweep.chunk_size=64")
+MONTE_CARLO = (
+    "sweep=lim_2014",
+    "montecarlo.trials=16",
+    "protocol.block_size=[1e5,1e6]",
+    "link.distance_km=[10,50,90]",
+    "sweep.chunk_size=64",
+)
 
 SCRIPT = """
 import sys, jax, qkdjax

@@ -1,10 +1,13 @@
 """Finite-key decoy BB84 (Lim et al., PRA 89, 022307 (2014)) and the Monte Carlo of block-to-block fluctuations."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import reference, run_cli
 
 import qkdjax
 from qkdjax.config import ConfigError
@@ -12,7 +15,6 @@ from qkdjax.montecarlo.fluctuations import sample_multinomial
 from qkdjax.parameters import Detector, Protocol
 from qkdjax.physics.detector import click_and_error_probs
 from qkdjax.protocols.bb84_finite import expected_block_counts, finite_key
-from conftest import reference, run_cli
 
 LIM_DETECTOR = Detector(efficiency=0.1, dark_count_prob=6e-7, afterpulse_prob=0.04, dead_time_ns=0.0, misalignment=0.005)
 
@@ -88,7 +90,7 @@ def test_finite_key_rate_approaches_the_asymptotic_rate():
         limit = asymptotic_limit(*block, params["q_x"])
     gaps = [limit - r for r in rates]
     assert all(g > 0 for g in gaps)  # finite blocks never beat the limit
-    assert all(a > b for a, b in zip(gaps, gaps[1:]))  # and close in on it
+    assert all(a > b for a, b in itertools.pairwise(gaps))  # and close in on it
     assert gaps[-1] / limit < 1e-3
 
 

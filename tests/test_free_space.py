@@ -160,9 +160,7 @@ def test_untruncated_gaussian_beam_limit(range_km, rx_radius_m):
     w_m = waist_m * np.sqrt(1 + (range_km * 1e3 * wavelength_nm * 1e-9 / (np.pi * waist_m**2)) ** 2)
     assert fs.beam_radius_m(range_km, wavelength_nm, waist_m) == pytest.approx(w_m, rel=1e-14)
     expected = -np.expm1(-2 * rx_radius_m**2 / w_m**2)
-    assert diffraction_efficiency(range_km, wavelength_nm, waist_m, 1.2, rx_radius_m) == pytest.approx(
-        expected, rel=1e-9
-    )
+    assert diffraction_efficiency(range_km, wavelength_nm, waist_m, 1.2, rx_radius_m) == pytest.approx(expected, rel=1e-9)
 
 
 def test_bessel_functions():
@@ -202,7 +200,7 @@ def test_pointing_efficiency():
 
 def test_hufnagel_valley_5_7_has_a_5_cm_fried_parameter():
     # the name HV5/7: r0 = (0.423 k^2 int Cn^2 dh)^(-3/5) = 5 cm at 0.5 um, zenith
-    cn2 = lambda h: float(hufnagel_valley_cn2(h, *HV57))  # noqa: E731
+    cn2 = lambda h: float(hufnagel_valley_cn2(h, *HV57))
     integral = integrate.quad(cn2, 0, 30e3, points=[300, 10e3], epsabs=0)[0]
     r0_m = (0.423 * (2 * np.pi / 0.5e-6) ** 2 * integral) ** (-3 / 5)
     assert r0_m == pytest.approx(0.05, rel=0.05)
@@ -248,9 +246,7 @@ def test_rytov_variance_grows_towards_the_horizon_and_matches_flat_earth():
         lambda h: float(hufnagel_valley_cn2(h, *HV57)) * h ** (5 / 6), 0, 30e3, points=[500, 10e3], epsabs=0
     )[0]  # fmt: skip
     assert rytov[-1] == pytest.approx(zenith, rel=1e-5)
-    assert fs.rytov_variance(45.0, 810.0, 500.0, *HV57, 0.0, False) == pytest.approx(
-        zenith * np.sqrt(2) ** (11 / 6), rel=2e-3
-    )
+    assert fs.rytov_variance(45.0, 810.0, 500.0, *HV57, 0.0, False) == pytest.approx(zenith * np.sqrt(2) ** (11 / 6), rel=2e-3)
 
 
 def test_scintillation_index_limits():

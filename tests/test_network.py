@@ -4,7 +4,6 @@ import re
 
 import numpy as np
 import pytest
-
 from omegaconf import OmegaConf
 
 import qkdjax
@@ -35,8 +34,8 @@ def test_chain_rate_is_its_slowest_hop():
 def test_hop_overrides_apply_to_that_hop_only():
     slow_second_hop = (
         "sweep=tokyo_2010", "link.demand_bps=1e4", "link.paths=1", "montecarlo.trials=0",
-        "link.hops=[{distance_km: 45.0, attenuation_db_per_km: 0.3}, "
-        "{distance_km: 13.0, attenuation_db_per_km: 0.5, detector: {efficiency: 0.001}}]",
+        ("link.hops=[{distance_km: 45.0, attenuation_db_per_km: 0.3}, "
+        "{distance_km: 13.0, attenuation_db_per_km: 0.5, detector: {efficiency: 0.001}}]"),
     )  # fmt: skip
     cube = qkdjax.run(*slow_second_hop)
     assert float(cube.bottleneck_hop) == 1

@@ -10,13 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import evaluate, reference
 
 import qkdjax
 from qkdjax.config import ConfigError
 from qkdjax.optimize import OPTIMISABLE, Optimizer, constrained, unconstrained
 from qkdjax.parameters import build_params
 from qkdjax.study import point_key_rate
-from conftest import evaluate, reference
 
 GYS_DISTANCES = "link.distance_km=[0,20,40,60,80,100,120]"
 LIM_POINTS = ("link.distance_km=[0,50,100,150]", "protocol.block_size=[1e5,1e7,1e9]")
@@ -259,4 +259,3 @@ def test_lim_2014_command_writes_optimised_rates_and_parameters(tmp_path):
     assert names <= set(cube.data_vars)
     assert cube.key_rate.item() > cube["opt.initial_key_rate"].item()
     assert "optimize:" in cube.attrs["config"]
-

@@ -70,7 +70,9 @@ def test_gys_report_gives_the_published_reach(cubes, tmp_path):
         ("default", {"rate_vs_distance.png", "heatmap_key_rate.png"}, ["Maximal reach (link.distance_km)", "Required detector.efficiency"]),
         ("satquma_downlink", {"loss_budget.png", "key_rate.png"}, ["Required link.elevation_deg", "diffraction_loss_db: largest at 100%"]),
         pytest.param(
-            "satellite_pass", {"pass_curves.png", "heatmap_key_rate.png"}, ["Highest key_per_year", "Required link.max_elevation_deg"],
+            "satellite_pass",
+            {"pass_curves.png", "heatmap_key_rate.png"},
+            ["Highest key_per_year", "Required link.max_elevation_deg"],
             marks=pytest.mark.slow,
         ),
         ("corridor", {"availability.png", "heatmap_demand_met_probability.png"}, ["Bottleneck hop", "Smallest link.trusted_nodes meeting"]),

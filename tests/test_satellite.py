@@ -1,6 +1,7 @@
 """Satellite links end to end: the SatQuMA loss budget, passes, turbulence Monte Carlo, a Micius-class link."""
 
 import re
+
 import jax
 import numpy as np
 import pytest
@@ -151,7 +152,10 @@ def test_pass_cube_is_identical_for_any_chunk_size():
         (("link.transmitter_radius_m=-0.1",), "link.transmitter_radius_m = -0.1 is outside the allowed range (0, 10]"),
         (("link.wavelength_nm=0",), "link.wavelength_nm = 0 is outside the allowed range [100, 20000]"),
         (("link.min_elevation_deg=40", "link.max_elevation_deg=30"), "link.min_elevation_deg < link.max_elevation_deg is required"),
-        (("link.transmitter_radius_m=5",), "near-field phase pi link.transmitter_radius_m^2 / (link.wavelength_nm link.altitude_km) <= 50 rad is required, but link.transmitter_radius_m = 5"),
+        (
+            ("link.transmitter_radius_m=5",),
+            "near-field phase pi link.transmitter_radius_m^2 / (link.wavelength_nm link.altitude_km) <= 50 rad is required, but link.transmitter_radius_m = 5",
+        ),
         (("link.elevation_deg=null", "protocol.block_size=1e6"), "a satellite pass (link.elevation_deg = null) makes its own block"),
     ],
 )

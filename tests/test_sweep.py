@@ -50,8 +50,10 @@ def test_each_point_equals_a_run_of_that_point_alone():
 
 
 def test_categorical_axes_keep_the_given_order():
-    cube = qkdjax.run("protocol.decoy=[vacuum_weak,none,infinite]", "link.distance_km=[30]", "link.attenuation_db_per_km=0.2", "detector.efficiency=0.1")
-    assert list(cube.dims)[0] == "protocol.decoy"
+    cube = qkdjax.run(
+        "protocol.decoy=[vacuum_weak,none,infinite]", "link.distance_km=[30]", "link.attenuation_db_per_km=0.2", "detector.efficiency=0.1"
+    )
+    assert next(iter(cube.dims)) == "protocol.decoy"
     assert list(cube["protocol.decoy"].values) == ["vacuum_weak", "none", "infinite"]
     rates = cube.key_rate.squeeze()
     assert float(rates.sel({"protocol.decoy": "infinite"})) > float(rates.sel({"protocol.decoy": "vacuum_weak"})) > 0

@@ -90,7 +90,10 @@ def test_shards_fill_one_store_and_finalize_lists_what_is_missing(tmp_path, in_m
     store = tmp_path / "cube.zarr"
     for shard in (2, 0):
         zarr_run(tmp_path, "sweep.num_shards=3", f"sweep.shard={shard}")
-    assert missing_chunks(store) == ["chunks 5-7 (points 800-1219) of protocol.decoy=infinite", "chunks 0-1 (points 0-319) of protocol.decoy=vacuum_weak"]
+    assert missing_chunks(store) == [
+        "chunks 5-7 (points 800-1219) of protocol.decoy=infinite",
+        "chunks 0-1 (points 0-319) of protocol.decoy=vacuum_weak",
+    ]
     with pytest.raises(StoreError, match=r"lacks chunks 5-7 \(points 800-1219\) of protocol.decoy=infinite; chunks 0-1"):
         finalize(store)
     with pytest.raises(StoreError, match="incomplete"):

@@ -87,9 +87,7 @@ class EventCounts(NamedTuple):
     n_pulses: jax.Array
 
 
-def simulate_pulses(
-    key, source, detector, protocol, channel_transmittance, n_pulses, *, chunk_size=2**20, mode="pulses"
-) -> EventCounts:
+def simulate_pulses(key, source, detector, protocol, channel_transmittance, n_pulses, *, chunk_size=2**20, mode="pulses") -> EventCounts:
     """Send ``n_pulses`` decoy-state BB84 pulses through a link of ``channel_transmittance`` and count Bob's events.
 
     ``source``, ``detector``, ``protocol`` are ``qkdjax.parameters`` dataclasses with concrete scalar leaves (one
@@ -248,9 +246,7 @@ def _tally(cell, detections, errors):
     code = (cell * 3 + detections) * 3 + errors
     histogram = jnp.bincount(code, length=(N_CELLS + 2) * 9).reshape(N_CELLS + 2, 3, 3)[: N_CELLS + 1]
     value = jnp.arange(3)
-    return jnp.stack(
-        [histogram.sum((1, 2)), (histogram * value[:, None]).sum((1, 2)), (histogram * value).sum((1, 2))]
-    ).astype(jnp.int64)
+    return jnp.stack([histogram.sum((1, 2)), (histogram * value[:, None]).sum((1, 2)), (histogram * value).sum((1, 2))]).astype(jnp.int64)
 
 
 def _chunk_loop(n_items, chunk_size, body):

@@ -239,8 +239,7 @@ def working(up, path_exists, n_hops: int) -> tuple[jax.Array, jax.Array]:
     return hop_working, hop_working.all(axis=1) & path_exists
 
 
-def move_key(hop_bits, store_bits, hop_working, path_up, gain_bits, hop_capacity_bits, store_capacity_bits,
-             demand_bits):
+def move_key(hop_bits, store_bits, hop_working, path_up, gain_bits, hop_capacity_bits, store_capacity_bits, demand_bits):
     """One step of key generation, relay and consumption: (hop key, store key, served bits) after it."""
     available = hop_bits + jnp.where(hop_working, gain_bits, 0.0)
     room = store_capacity_bits - store_bits + demand_bits
@@ -292,7 +291,7 @@ def simulate_supply(
     ignored. Everything but ``n_steps`` and ``stationary_start`` may be traced (vmap over trials and grid points).
     """
     hop_mask = jnp.asarray(hop_mask, bool)
-    n_paths, n_hops = hop_mask.shape
+    _n_paths, n_hops = hop_mask.shape
     reliability = component_reliability(hop_reliability, node_reliability, hop_mask)
     laws = duration_laws(reliability)
     hop_buffer_bits = jnp.broadcast_to(jnp.asarray(hop_buffer_bits, jnp.float64), hop_mask.shape)
@@ -313,9 +312,7 @@ def simulate_supply(
         i, variates = inputs
         components, hop_bits, store, tally = carry
         hop_working, path_up = working(components.up, path_exists, n_hops)
-        hop_bits, store, served = move_key(
-            hop_bits, store, hop_working, path_up, gain_bits, hop_capacity_bits, store_bits, demand_bits
-        )
+        hop_bits, store, served = move_key(hop_bits, store, hop_working, path_up, gain_bits, hop_capacity_bits, store_bits, demand_bits)
         tally = tally_step(tally, i, path_up.any(), demand_bits - served, demand_bits)
         return (advance(variates, components, laws, dt_h), hop_bits, store, tally), None
 
@@ -352,9 +349,7 @@ def summarise(trials: SupplyTrial) -> SupplySummary:
         unserved_fraction_mean=trials.unserved_fraction.mean(0),
         longest_starvation_h_mean=trials.longest_starvation_h.mean(0),
         longest_starvation_h_q95=jnp.quantile(trials.longest_starvation_h, 0.95, axis=0),
-        first_starvation_h_quantiles=jnp.quantile(
-            trials.first_starvation_h, jnp.asarray(FIRST_STARVATION_QUANTILES), axis=0
-        ),
+        first_starvation_h_quantiles=jnp.quantile(trials.first_starvation_h, jnp.asarray(FIRST_STARVATION_QUANTILES), axis=0),
     )
 
 

@@ -10,4 +10,3 @@ def plob_bound(transmittance):
     exact for eta ~ 1e-20 (1000 km of fibre), where it equals eta / ln 2; it is +inf for a lossless channel.
     """
     return -jnp.log1p(-transmittance) / jnp.log(2.0)
-

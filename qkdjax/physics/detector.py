@@ -15,7 +15,6 @@ the n-photon yields Y_n and errors e_n Y_n that the decoy-state bounds estimate.
 """
 
 
-
 def click_and_error_probs(signal_detection, detector):
     """Per-gate probabilities (click, click with a bit error) before dead-time saturation.
 

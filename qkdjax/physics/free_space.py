@@ -254,9 +254,7 @@ def rytov_variance(
     form with ``[(h-h0)(1 - (h-h0)/(H-h0))]^5/6`` (equation numbers not checked against the book); on a sphere
     they stay finite down to zero elevation, where ``sec`` diverges. ``uplink`` is a static Python bool.
     """
-    weights, _ = _turbulence_path(
-        elevation_deg, altitude_km, ground_cn2_m_minus_2_3, rms_wind_m_per_s, station_altitude_m, uplink
-    )
+    weights, _ = _turbulence_path(elevation_deg, altitude_km, ground_cn2_m_minus_2_3, rms_wind_m_per_s, station_altitude_m, uplink)
     wavenumber_per_m = 2.0 * math.pi / (wavelength_nm * 1e-9)
     return 2.25 * wavenumber_per_m ** (7.0 / 6.0) * jnp.sum(weights)
 
@@ -269,9 +267,7 @@ def turbulence_distance_km(
     It is the path length ``L`` the aperture-averaging factor of :func:`scintillation_index` needs: a few km for
     a downlink (turbulence next to the receiving telescope), about the slant range for an uplink.
     """
-    weights, distance_m = _turbulence_path(
-        elevation_deg, altitude_km, ground_cn2_m_minus_2_3, rms_wind_m_per_s, station_altitude_m, uplink
-    )
+    weights, distance_m = _turbulence_path(elevation_deg, altitude_km, ground_cn2_m_minus_2_3, rms_wind_m_per_s, station_altitude_m, uplink)
     return jnp.sum(weights * distance_m) / jnp.sum(weights) / 1e3
 
 
@@ -286,7 +282,7 @@ def scintillation_index(rytov_variance, receiver_radius_m, wavelength_nm, turbul
     """
     s = rytov_variance
     strong = 0.56 if uplink else 1.11
-    log_index = 0.49 * s / (1.0 + strong * s ** 1.2) ** (7.0 / 6.0) + 0.51 * s / (1.0 + 0.69 * s ** 1.2) ** (5.0 / 6.0)
+    log_index = 0.49 * s / (1.0 + strong * s**1.2) ** (7.0 / 6.0) + 0.51 * s / (1.0 + 0.69 * s**1.2) ** (5.0 / 6.0)
     wavenumber_per_m = 2.0 * math.pi / (wavelength_nm * 1e-9)
     fresnel_ratio = wavenumber_per_m * (2.0 * receiver_radius_m) ** 2 / (4.0 * turbulence_distance_km * 1e3)
     averaging = (1.0 + (0.333 if uplink else 1.062) * fresnel_ratio) ** (-7.0 / 6.0)

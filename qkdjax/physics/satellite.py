@@ -21,7 +21,6 @@ import jax.numpy as jnp
 
 from qkdjax.physics import free_space
 
-
 DIFFRACTION_TABLE_NODES = 32  # log-range nodes: linear interpolation within 0.003 dB (tests/test_satellite.py)
 
 
