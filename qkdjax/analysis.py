@@ -17,6 +17,8 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
+from qkdjax.units import cf_attrs, units_of
+
 DISTANCE_DIMS = ("link.distance_km", "link.total_length_km")
 DEFAULT_VARIABLE = "key_rate"
 
@@ -49,7 +51,7 @@ def check_probability(probability: float) -> None:
 
 
 def _units(data: xr.DataArray) -> str:
-    return str(data.attrs.get("units", "1"))
+    return units_of(data.attrs)
 
 
 def _long_name(data: xr.DataArray) -> str:
@@ -120,7 +122,7 @@ def _label_crossing(value, edge, rate, target, dim, relation: str) -> xr.DataArr
     value.coords["at_grid_edge"].attrs["long_name"] = "the answer is the grid's end: the true value may lie beyond it"
     value.name = f"{relation}_{dim}"
     value.attrs = {
-        "units": _units(coord),
+        **cf_attrs(_units(coord)),
         "long_name": f"{relation} {_long_name(coord)} with {rate.name} >= {target:g} {_units(rate)}",
         "target": target,
         "variable": str(rate.name),
@@ -230,7 +232,7 @@ def _demand_edge(cube: xr.Dataset, probability: float, dim: Hashable, largest: b
     out.name = f"{'max' if largest else 'min'}_{dim}"
     words = "largest" if largest else "smallest"
     out.attrs = {
-        "units": _units(cube[dim]),
+        **cf_attrs(_units(cube[dim])),
         "long_name": f"{words} {_long_name(cube[dim])} meeting the demand with probability >= {probability:g}",
     }
     return out

@@ -75,9 +75,10 @@ SHARD_KEYS = ("sweep.shard", "sweep.num_shards")
 
 
 def run_identity(cfg: DictConfig) -> str:
-    """The config as YAML without what does not change the results (output place and format, shard)."""
+    """The config as YAML without what does not change the results (output place and format, shard, compile cache)."""
     config = yaml.safe_load(config_yaml(cfg))
     config.pop("output", None)
+    config.pop("compile_cache", None)
     for key in SHARD_KEYS:
         config["sweep"].pop(key.split(".")[1], None)
     return yaml.safe_dump(config, sort_keys=True)
@@ -89,25 +90,25 @@ def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     overrides = [o for o in task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rerun = " ".join(["qkdjax", *overrides])
     return {
         "title": f"qkdjax study {choices.get('sweep')}",
         "qkdjax_version": version(),
         "jax_version": jax.__version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
+        "history": f"{created}: {rerun}",  # CF: one line per program that made or changed the cube
         "config": config_yaml(cfg),
         "choices": json.dumps(choices),
         "overrides": json.dumps(overrides),
-        "rerun": " ".join(["qkdjax", *overrides]),
+        "rerun": rerun,
         "Conventions": "CF-1.10",
     }
 
 
-def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:
-    """Validate, run and (optionally) write the study that ``cfg`` describes. Raises ``ConfigError`` first."""
-    grid = parse_grid(cfg)
-    settings = parse_settings(cfg)
-    check_study(grid, settings)
-    make_study = functools.partial(
+def study_factory(settings) -> functools.partial:
+    """``make_study(choices)``: the study of one combination of static choices, with the run's settings."""
+    return functools.partial(
         Study,
         trials=settings.trials,
         keep_trials=settings.keep_trials,
@@ -116,6 +117,25 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
         optimizer=settings.optimizer,
         inverse=settings.inverse,
     )
+
+
+def use_compile_cache(directory: str | None) -> None:
+    """Keep every program JAX compiles in ``directory`` (None: no persistent cache), so a rerun loads them.
+
+    Even the smallest programs are kept: a study compiles many of well under JAX's default threshold of 1 s.
+    """
+    if jax.config.jax_compilation_cache_dir != directory:
+        jax.config.update("jax_compilation_cache_dir", directory)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:
+    """Validate, run and (optionally) write the study that ``cfg`` describes. Raises ``ConfigError`` first."""
+    grid = parse_grid(cfg)
+    settings = parse_settings(cfg)
+    check_study(grid, settings)
+    use_compile_cache(settings.compile_cache_dir)
+    make_study = study_factory(settings)
     if write and settings.output_format == "zarr":
         return _stream(make_study, grid, settings, cfg, hydra_cfg)
     if settings.num_shards > 1:

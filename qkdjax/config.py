@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 from qkdjax import parameters
 from qkdjax.optimize import INVERSE_QUANTITIES, OPTIMISABLE, Inverse, Optimizer
 from qkdjax.parameters import Range
+from qkdjax.units import cf_attrs
 
 
 class ConfigError(ValueError):
@@ -92,12 +95,13 @@ class Settings:
     keep_trials: bool
     supply_horizon_h: float
     supply_steps: int
+    compile_cache_dir: str | None = None  # JAX's persistent compilation cache; None: off
     optimizer: Optimizer | None = None
     inverse: Inverse | None = None
 
 
 OUTPUT_FORMATS = ("netcdf", "zarr")
-_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "optimize", "inverse", "hydra"}
+_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "compile_cache", "optimize", "inverse", "hydra"}
 
 
 RANGE_EXPRESSION = re.compile(r"^\$\{(linspace|logspace):([^{}]*)\}$")
@@ -302,7 +306,7 @@ def parse_grid(cfg: DictConfig) -> Grid:
                 continue
             numeric[path] = _numeric_values(path, value, meta["range"])
             if _is_axis(value):
-                numeric_axes.append(Axis(path, numeric[path], {"units": meta["units"], "long_name": meta["long_name"]}))
+                numeric_axes.append(Axis(path, numeric[path], {**cf_attrs(meta["units"]), "long_name": meta["long_name"]}))
             else:
                 fixed[path] = float(numeric[path][0])
         _check_constraints(group, cls, numeric)
@@ -347,6 +351,18 @@ def _shards(shard: Any, num_shards: Any, output_format: str) -> tuple[int, int]:
     return shard, num_shards
 
 
+def _compile_cache_dir(node: DictConfig) -> str | None:
+    """``compile_cache.dir``, its default under the user's cache folder, or None when ``compile_cache.enabled`` is false."""
+    if not _boolean("compile_cache.enabled", node.enabled):
+        return None
+    directory = node.dir
+    if directory is None:
+        return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qkdjax" / "jax")
+    if not isinstance(directory, str) or not directory.strip():
+        raise ConfigError(f"compile_cache.dir = {directory!r} must be a folder path, or null for the user cache folder")
+    return directory
+
+
 def parse_settings(cfg: DictConfig) -> Settings:
     """Validate the run settings (seed, chunking, output). Raises ``ConfigError``."""
     for key in cfg:
@@ -362,6 +378,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         raise ConfigError(f"supply.time_step_s = {step_s:g} is longer than supply.horizon_h = {horizon_h:g} h")
     keep_trials = _boolean("montecarlo.keep_trials", cfg.montecarlo.keep_trials)
     return Settings(
+        compile_cache_dir=_compile_cache_dir(cfg.compile_cache),
         optimizer=parse_optimizer(cfg.optimize),
         inverse=parse_inverse(cfg.inverse),
         seed=_integer("seed", cfg.seed, 0),

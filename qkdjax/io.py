@@ -26,6 +26,7 @@ def write_netcdf(cube: xr.Dataset, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     encoding = {name: {"zlib": True, "complevel": 1} for name in cube.data_vars}
+    encoding |= {name: {"_FillValue": None} for name in cube.coords}  # CF: coordinates have no missing values
     try:
         cube.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
         os.replace(tmp, path)
@@ -91,9 +92,12 @@ def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
         raise ValueError(f"cubes do not form one grid: {error}") from None
     for dim in varying:
         merged[dim].attrs.setdefault("long_name", f"Hydra choice of {dim}" if "." not in dim else dim)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    histories = [c.attrs["history"] for c in cubes if "history" in c.attrs]
     merged.attrs.update(
         config="---\n".join(c.attrs["config"] for c in cubes),
         merged_dims=json.dumps(list(varying)),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=created,
+        history="\n".join([*histories, f"{created}: qkdjax merge of {len(cubes)} cubes along {', '.join(varying) or 'their grids'}"]),
     )
     return merged

@@ -121,7 +121,7 @@ class SatelliteLink:
     intrinsic_loss_db: Any = number("dB", "fixed optical loss of both terminals", NON_NEGATIVE)
     zenith_transmittance: Any = number("1", "atmospheric transmittance at zenith", Range(0.0, 1.0, low_closed=False))
     pointing_jitter_urad: Any = number("urad", "pointing jitter per axis (rms)", NON_NEGATIVE)
-    ground_cn2_m_minus_2_3: Any = number("m-2/3", "turbulence strength Cn2 at ground level", NON_NEGATIVE)
+    ground_cn2_m_minus_2_3: Any = number("m^(-2/3)", "turbulence strength Cn2 at ground level", NON_NEGATIVE)
     rms_wind_m_per_s: Any = number("m/s", "rms high-altitude wind speed (Hufnagel-Valley)", NON_NEGATIVE)
     station_altitude_m: Any = number("m", "ground station altitude", Range(0.0, 6000.0))
     background_rate_hz: Any = number("Hz", "background counts per detector (night or day sky)", NON_NEGATIVE)

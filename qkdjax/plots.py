@@ -16,6 +16,8 @@ import xarray as xr
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from qkdjax.units import units_of
+
 PER_POINT_DIMS = ("quantile", "trial")
 MAX_LINES = 8
 
@@ -23,14 +25,14 @@ MAX_LINES = 8
 def axis_label(data: xr.DataArray) -> str:
     """``long_name [units]`` of a variable or coordinate (its name when it has no long_name)."""
     name = data.attrs.get("long_name", data.name)
-    units = data.attrs.get("units")
+    units = units_of(data.attrs, "")
     return textwrap.fill(f"{name} [{units}]" if units not in (None, "") else str(name), 45)
 
 
 def value_label(dim: Hashable, value, coord: xr.DataArray) -> str:
     """``dim = value units`` for legends and titles."""
     text = f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
-    units = coord.attrs.get("units", "")
+    units = units_of(coord.attrs, "")
     return f"{dim} = {text} {units}".rstrip() if units != "1" else f"{dim} = {text}"
 
 

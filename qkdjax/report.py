@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from qkdjax import analysis, plots
+from qkdjax.units import units_of
 
 MAX_ROWS = 24
 MAIN_DIMS = (*analysis.DISTANCE_DIMS, "link.max_elevation_deg", "link.elevation_deg", "link.trusted_nodes", "link.demand_bps")
@@ -97,7 +98,7 @@ def best_design(cube: xr.Dataset) -> Iterator[str]:
     for variable in ("key_rate", "key_per_year"):
         if variable in cube:
             best = analysis.best_point(drop_constant_dims(cube[variable]))
-            units = cube[variable].attrs.get("units", "")
+            units = units_of(cube[variable].attrs, "")
             yield f"- Highest {variable}: **{_format(best['value'])} {units}** at {_point_text(best) or 'the only point'}."
 
 
@@ -185,7 +186,7 @@ def optimum_answers(cube: xr.Dataset) -> Iterator[str]:
             values = cube[name].where(keyed).values
             values = values[np.isfinite(values)]
             if values.size:
-                units = cube[name].attrs.get("units", "1")
+                units = units_of(cube[name].attrs)
                 yield f"- {name[4:]}: {values.min():.4g} - {values.max():.4g}{'' if units == '1' else ' ' + units}"
         gain = (cube.key_rate / cube["opt.initial_key_rate"]).where(cube["opt.initial_key_rate"] > 0).values
         gain = gain[np.isfinite(gain)]

@@ -100,7 +100,7 @@ PASS_OUTPUTS: Mapping[str, Output] = {
     "phase_error": Output("1", "upper bound on the single-photon phase-error rate of the pass"),
     "passes_per_day": Output("1/d", "passes per day above the minimum elevation"),
     "key_per_day": Output("bit/d", "expected secret key per day (all passes, cloud-free fraction)"),
-    "key_per_year": Output("bit/a", "expected secret key per year"),
+    "key_per_year": Output("bit/Julian_year", "expected secret key per Julian year (365.25 d)"),
 }
 PASS_MONTECARLO_OUTPUTS: Mapping[str, Output] = {
     **summary_outputs("key_per_pass", "bit", "secret key per pass (turbulence, pointing, counts)"),
@@ -516,7 +516,7 @@ class Study:
         """Values and attributes of the per-point dims that outputs may have."""
         return {
             "quantile": (np.asarray(QUANTILES), {"units": "1", "long_name": "quantile over Monte Carlo trials"}),
-            "trial": (np.arange(self.trials), {"long_name": "Monte Carlo trial"}),
+            "trial": (np.arange(self.trials), {"units": "1", "long_name": "Monte Carlo trial index"}),
         }
 
     @property

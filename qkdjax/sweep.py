@@ -25,6 +25,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from qkdjax.config import Grid
+from qkdjax.units import cf_attrs
 
 Metrics = dict[str, jax.Array]
 LANES = 8  # chunks are a multiple of this many points
@@ -189,7 +190,7 @@ def choice_key(root_key: jax.Array, combo_index: int) -> jax.Array:
 
 
 def variable_attrs(output: Output) -> dict[str, str]:
-    return {"units": output.units, "long_name": output.long_name}
+    return {**cf_attrs(output.units), "long_name": output.long_name}
 
 
 def progress_bar(total: int, initial: int = 0) -> tqdm:

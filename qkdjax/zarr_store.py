@@ -146,6 +146,7 @@ def create_store(path: Path, template: xr.Dataset, attrs: Mapping[str, str]) -> 
         compressors = [zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
         encoding = {name: {"chunks": var.data.chunksize, "compressors": compressors} for name, var in template.data_vars.items()}
         encoding[DONE]["fill_value"] = 0
+        encoding |= {name: {"_FillValue": None} for name in template.coords}  # CF: coordinates have no missing values
         template.assign_attrs(attrs).to_zarr(tmp, compute=False, encoding=encoding, consolidated=False, zarr_format=3)
         try:
             os.rename(tmp, path)

@@ -1,24 +1,27 @@
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
-import pytest
 
 jax.config.update("jax_enable_x64", True)
 
+# The tests' compiled programs go to a cache of their own (shared with the CLI subprocesses), not the user's.
+os.environ["QKDJAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="qkdjax-test-cache-")
+atexit.register(shutil.rmtree, os.environ["QKDJAX_CACHE_DIR"], ignore_errors=True)
+
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "reference"  # copies of ../shared/reference/ (test_reference_copies.py)
 
 
 def reference(name: str) -> dict:
-    """A published parameter set and its numbers, from ../shared/reference/."""
-    path = REFERENCE / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference data {path} not available")
-    return json.loads(path.read_text())
+    """A published parameter set and its numbers, from the copy of ../shared/reference/NAME.json in tests/reference/."""
+    return json.loads((REFERENCE / f"{name}.json").read_text())
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
