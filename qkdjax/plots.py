@@ -193,7 +193,7 @@ def variables_vs(cube: xr.Dataset, variables: Sequence[str], dim: Hashable, ax=N
         ax.set_yscale("log")
     first = cube[variables[0]]
     figure = _finish(figure, ax, first, dim, ", ".join(variables), fixed)
-    ax.set_ylabel(f"[{first.attrs.get('units', '')}]")
+    ax.set_ylabel(f"[{units_of(first.attrs, '')}]")
     return figure
 
 

@@ -80,7 +80,7 @@ def markdown_table(data: xr.DataArray, max_rows: int = MAX_ROWS) -> str:
     Dims along which nothing varies are left out."""
     data = thin(drop_constant_dims(data), max_rows)
     extra = [c for c in data.coords if c not in data.dims and data[c].dims == data.dims]
-    header = [*map(str, data.dims), *extra, f"{data.name} [{data.attrs.get('units', '')}]"]
+    header = [*map(str, data.dims), *extra, f"{data.name} [{units_of(data.attrs, '')}]"]
     rows = []
     for index in np.ndindex(*data.shape):
         point = data[dict(zip(data.dims, index))]
@@ -114,7 +114,7 @@ def reach_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
         if shown is not None and result.equals(shown):
             yield "The same: the key rate is still above the target where the key ends."
             continue
-        yield f"Range over the other dims: {_format(float(result.min()))} - {_format(float(result.max()))} {result.attrs['units']}."
+        yield f"Range over the other dims: {_format(float(result.min()))} - {_format(float(result.max()))} {units_of(result.attrs)}."
         yield "`at_grid_edge`: met up to the grid's end (the true reach may be longer).\n"
         yield markdown_table(result)
         shown = result
@@ -264,7 +264,7 @@ def _provenance(cube: xr.Dataset, source: str | None) -> list[str]:
         span = (
             f"{_format(values.min())} - {_format(values.max())}" if np.issubdtype(values.dtype, np.number) else ", ".join(map(str, values))
         )
-        lines.append(f"| {dim} | {len(values)} | {span} | {cube[dim].attrs.get('units', '')} |")
+        lines.append(f"| {dim} | {len(values)} | {span} | {units_of(cube[dim].attrs, '')} |")
     return lines
 
 
