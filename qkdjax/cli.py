@@ -53,9 +53,8 @@ def _resource_dir(name: str) -> Path:
 
 CONF_DIR = _resource_dir("conf")
 SWEEPS_DIR = _resource_dir("sweeps")
-# Config group -> its options (Hydra's own groups under conf/hydra/ are Hydra's to check).
+# Config group -> its options (Hydra's own groups under conf/hydra/ are Hydra's to check; sweeps: see check_overrides).
 CONFIG_GROUPS = {p.name: sorted(q.stem for q in p.glob("*.yaml")) for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"}
-CONFIG_GROUPS["sweep"] = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
 
 
 def version() -> str:
@@ -97,7 +96,8 @@ def check_overrides(overrides) -> None:
     longer error)."""
     from qkdjax.config import check_override_keys
 
-    check_override_keys(overrides, _primary_config(), CONFIG_GROUPS)
+    sweeps = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+    check_override_keys(overrides, _primary_config(), {**CONFIG_GROUPS, "sweep": sweeps})
 
 
 def _cube_name(settings, hydra_cfg) -> str:
@@ -239,8 +239,8 @@ def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    check_overrides(overrides)
     register_sweeps()
+    check_overrides(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="qkdjax"):
             cfg = compose("config", overrides=list(overrides), return_hydra_config=True)

@@ -4,6 +4,10 @@ Each must end with exit code 2, exactly one stderr line ``qkdjax: error: ...`` (
 before any compilation, and with nothing written: ``tmp_path`` is the working directory and holds ``output.dir``.
 """
 
+import os
+import subprocess
+import sys
+
 import jax
 import pytest
 
@@ -295,3 +299,55 @@ def test_bad_command_line_is_one_line_before_anything_runs(args, tmp_path, monke
     assert captured.out == ""
     assert len(compile_events) == compiles
     assert sorted(tmp_path.rglob("*")) == before
+
+
+BAD_SWEEP_FILES = {
+    "unclosed.yaml": "link:\n  distance_km: [1, 2\n",
+    "python_tag.yaml": "link:\n  distance_km: !!python/object/apply:os.getcwd []\n",
+    "custom_tag.yaml": "link:\n  distance_km: !km 5\n",
+    "list.yaml": "- link\n- detector\n",
+    "tabs.yaml": "link:\n\tdistance_km: 5\n",
+}
+
+
+@pytest.mark.parametrize("name", BAD_SWEEP_FILES)
+def test_a_broken_sweep_file_is_one_line(name, tmp_path, monkeypatch, capsys):
+    sweeps = tmp_path / "sweeps"
+    sweeps.mkdir()
+    (sweeps / "default.yaml").write_text((cli.SWEEPS_DIR / "default.yaml").read_text())
+    (sweeps / name).write_text(BAD_SWEEP_FILES[name])
+    monkeypatch.setattr(cli, "SWEEPS_DIR", sweeps)
+    monkeypatch.setattr(cli, "_hydra_app", _refuse_to_start)
+    cli.register_sweeps.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([f"sweep={name.removesuffix('.yaml')}", f"output.dir={tmp_path / OUT}"])
+    finally:
+        cli.register_sweeps.cache_clear()  # the next run registers the real sweeps again
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"qkdjax: error: sweep file {sweeps / name}"), lines
+    assert not (tmp_path / OUT).exists()
+
+
+FAIL_AFTER_HYDRA_STARTED = """
+import sys
+from pathlib import Path
+from qkdjax import cli
+
+def execute(cfg, hydra_cfg, *, write):  # a failure only writing can meet, once Hydra has made its run folder
+    raise cli.StoreError("disk full" if Path("out/.hydra/runs").is_dir() else "no run folder")
+
+cli.execute = execute
+cli.main(sys.argv[1:])
+"""
+
+
+def test_a_run_that_fails_after_hydra_started_leaves_nothing(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", FAIL_AFTER_HYDRA_STARTED, f"output.dir={OUT}"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "qkdjax: error: disk full"
+    assert list(tmp_path.iterdir()) == []

@@ -83,6 +83,14 @@ def test_chain_availability_is_the_product_of_its_parts():
     assert found[1] > found[0]
 
 
+def test_components_that_never_fail_are_always_up():
+    """An MTBF of ``inf`` (documented: never fails) is accepted, and the chain is then up all the time."""
+    cube = qkdjax.run(
+        "sweep=corridor", "link.trusted_nodes=[2]", "link.demand_bps=[0]", "link.hop_mtbf_h=inf", "link.node_mtbf_h=inf", *FAST
+    )  # fmt: skip
+    np.testing.assert_array_equal(cube.availability.values, 1.0)
+
+
 def test_longer_repairs_starve_more():
     runs = [
         qkdjax.run("sweep=corridor", "link.trusted_nodes=[4]", "link.demand_bps=[1e5]", "link.store_bits=1e7", f"link.hop_mttr_h={h}", *FAST)
