@@ -102,9 +102,12 @@ def check_overrides(overrides) -> None:
 
 def _cube_name(settings, hydra_cfg) -> str:
     name = settings.output_name or hydra_cfg.runtime.choices.get("sweep") or "qkdjax"
+    if str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+        return name
+    # One cube per multirun job, named by what the job overrides (escaped: a range stays unresolved, as written);
+    # shards of one grid share one store.
     overridden = hydra_cfg.job.override_dirname
-    # One cube per multirun job, named by what the job overrides; shards of one grid share one store.
-    if str(hydra_cfg.mode) == "RunMode.MULTIRUN" and (overridden or settings.num_shards == 1):
+    if overridden or settings.num_shards == 1:
         suffix = re.sub(r"[^A-Za-z0-9._=,-]+", "_", overridden) or str(hydra_cfg.job.num)
         name = f"{name}.{suffix[:120]}"
     return name
@@ -173,10 +176,13 @@ def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     }
 
 
-def check_run(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool, grid: Grid | None = None) -> tuple[Grid, Settings, Callable]:
+def check_run(
+    cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool, grid: Grid | None = None, here: bool = True
+) -> tuple[Grid, Settings, Callable]:
     """Every check of the study ``cfg`` describes, before anything is compiled, computed or written: the config,
-    the output path (``write``) and what the machine must hold. Returns the grid, the settings and the study
-    factory; raises ``ConfigError``. ``grid``: the config's grid, parsed already (the jobs of one multirun)."""
+    the output path (``write``) and what this machine must hold (``here``: the run is on this machine). Returns
+    the grid, the settings and the study factory; raises ``ConfigError``. ``grid``: the config's grid, parsed
+    already (the jobs of one multirun)."""
     try:
         grid = grid or parse_grid(cfg)
         settings = parse_settings(cfg)
@@ -197,7 +203,8 @@ def check_run(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool, grid: Grid
     path = cube_path(settings, hydra_cfg) if write else None
     if path is not None:
         check_output_path(path, settings)
-    check_resources(grid, settings, make_study, path)
+    if here:
+        check_resources(grid, settings, make_study, path)
     return grid, settings, make_study
 
 
@@ -260,16 +267,21 @@ def run(*overrides: str, write: bool = False) -> xr.Dataset:
     return execute(*compose_config(*overrides), write=write)[0]
 
 
+LOCAL_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"  # runs the jobs in this process
 MAX_JOBS = 10_000  # jobs of one multirun: each is composed and checked before the first one runs
 
 
 def multirun_jobs(overrides: list[str]) -> list[list[str]]:
     """The overrides of every job that ``qkdjax --multirun overrides`` launches (Hydra's basic sweeper's split)."""
+    from hydra import initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
     from hydra.errors import HydraException
 
-    parsed = parse_overrides(overrides)
+    register_sweeps()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="qkdjax"):
+        parsed = parse_overrides(overrides, GlobalHydra.instance().config_loader())
     jobs = 1
     for override in parsed:
         sweep = override.value() if override.is_sweep_override() else None
@@ -284,12 +296,13 @@ def multirun_jobs(overrides: list[str]) -> list[list[str]]:
     try:
         return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     except HydraException as error:
-        raise ConfigError(one_line(error)) from None
+        raise ConfigError(f"cannot list the multirun's jobs: {one_line(error)}") from None
 
 
 def check_jobs(overrides: list[str], *, multirun: bool) -> None:
     """Compose and check every job that ``qkdjax [--multirun] overrides`` would run, before any runs (and before
-    Hydra makes its folders). Jobs with the same physics groups (the shards of one grid) share one grid check."""
+    Hydra makes its folders). Jobs with the same physics groups (the shards of one grid) share one grid check.
+    Jobs a launcher sends to other machines (SLURM) check memory and disk there, before compiling."""
     from hydra.types import RunMode
 
     grids: dict[str, Grid] = {}
@@ -298,8 +311,9 @@ def check_jobs(overrides: list[str], *, multirun: bool) -> None:
         if multirun:  # what the job's cube is called in a multirun
             with open_dict(hydra_cfg):
                 hydra_cfg.mode, hydra_cfg.job.num = RunMode.MULTIRUN, num
+        here = OmegaConf.select(hydra_cfg, "launcher._target_") == LOCAL_LAUNCHER
         physics = OmegaConf.to_yaml({group: cfg.get(group) for group in parameters.GROUPS})
-        grids[physics] = check_run(cfg, hydra_cfg, write=True, grid=grids.get(physics))[0]
+        grids[physics] = check_run(cfg, hydra_cfg, write=True, grid=grids.get(physics), here=here)[0]
 
 
 def _hydra_arguments(argv: list[str]) -> argparse.Namespace:
@@ -427,17 +441,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
     args = _hydra_arguments(argv)
-    # Help, config printing and other config folders or names are Hydra's to answer; every run is checked here.
-    if not (
-        args.help
-        or args.hydra_help
-        or args.cfg
-        or args.info
-        or args.shell_completion
-        or args.config_path
-        or args.config_dir
-        or args.config_name
-    ):
+    # Help, config printing, reruns and other config folders or names are Hydra's to answer; every run is checked here.
+    shows = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun
+    if not (shows or args.config_path or args.config_dir or args.config_name):
         try:
             check_jobs(args.overrides, multirun=args.multirun)
         except ConfigError as error:

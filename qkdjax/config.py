@@ -588,12 +588,13 @@ def _leaf_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]
 OVERRIDE_GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
 
 
-def parse_overrides(overrides: Sequence[str]) -> list:
-    """Hydra's parse of command-line overrides; a syntax error is one line naming the override."""
+def parse_overrides(overrides: Sequence[str], config_loader: Any = None) -> list:
+    """Hydra's parse of command-line overrides; a syntax error is one line naming the override. ``config_loader``:
+    Hydra's, for ``glob(..)`` sweeps of config group options."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    parser, parsed = OverridesParser.create(), []
+    parser, parsed = OverridesParser.create(config_loader=config_loader), []
     for text in overrides:
         try:
             parsed += parser.parse_overrides([text])

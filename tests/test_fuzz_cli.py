@@ -48,6 +48,7 @@ CASES = [
     ("link.distance_km=${logspace:0,2,0}",),
     ("link.distance_km=${linspace:0,250,2.5}",),
     ("link.distance_km=${linspace:0,inf,3}",),
+    ("link.distance_km=${linspace:0,1,100000000000}",),
     # link: satellite
     (*DOWNLINK, "link.elevation_deg=100"),
     (*DOWNLINK, "link.altitude_km=10"),
@@ -247,6 +248,8 @@ CASES = [
     ("--multirun", "hydra.run.dir=a,b"),
     ("--multirun", "output.name=a,../b"),
     ("--multirun", "seed=0,-1"),
+    ("--multirun", "detector=glob(*)", "detector.dead_time_ns=-1"),
+    ("--multirun", "sweep=glob(s*)", "link.elevation_deg=100"),
     # subcommands: argument errors and missing files
     ("merge",),
     ("merge", "a.nc"),
