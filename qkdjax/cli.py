@@ -10,8 +10,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
+import os
 import re
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -20,9 +25,22 @@ import jax
 import xarray as xr
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
-from qkdjax.config import ConfigError, check_study, config_yaml, parse_grid, parse_settings
+from qkdjax import parameters
+from qkdjax.config import (
+    ConfigError,
+    Grid,
+    Settings,
+    check_study,
+    config_yaml,
+    omegaconf_error,
+    parse_grid,
+    parse_overrides,
+    parse_settings,
+)
 from qkdjax.io import StoreError, merge_cubes, open_cube, write_netcdf
+from qkdjax.resources import check_resources
 from qkdjax.study import Study
 from qkdjax.sweep import run_grid
 
@@ -35,7 +53,8 @@ def _resource_dir(name: str) -> Path:
 
 CONF_DIR = _resource_dir("conf")
 SWEEPS_DIR = _resource_dir("sweeps")
-CONFIG_GROUPS = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"sweep"}
+# Config group -> its options (Hydra's own groups under conf/hydra/ are Hydra's to check; sweeps: see check_overrides).
+CONFIG_GROUPS = {p.name: sorted(q.stem for q in p.glob("*.yaml")) for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"}
 
 
 def version() -> str:
@@ -45,30 +64,85 @@ def version() -> str:
         return "0+unknown"
 
 
+def one_line(error: BaseException | str) -> str:
+    """A multi-line message (Hydra's, YAML's) on one line, with the first line of its cause where it has one."""
+    cause = str(getattr(error, "__cause__", None) or "").strip()
+    return " ".join(str(error).split()) + (f" ({cause.splitlines()[0]})" if cause else "")
+
+
+@functools.cache
 def register_sweeps() -> None:
     """Offer every ``sweeps/NAME.yaml`` as the choice ``sweep=NAME`` (merged at the top level of the config)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     for path in sorted(SWEEPS_DIR.glob("*.yaml")):
-        store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
+        try:
+            node = OmegaConf.load(path)
+        except (yaml.YAMLError, OmegaConfBaseException) as error:
+            raise ConfigError(f"sweep file {path} is not valid YAML: {one_line(error)}") from None
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"sweep file {path} must be a mapping of config values, not {type(node).__name__}")
+        store.store(group="sweep", name=path.stem, node=node, package="_global_")
+
+
+@functools.cache
+def _primary_config() -> DictConfig:
+    return OmegaConf.load(CONF_DIR / "config.yaml")
 
 
 def check_overrides(overrides) -> None:
-    """Reject unknown keys in command-line overrides with one clear line (before Hydra's own, longer error)."""
+    """Reject bad override syntax, unknown keys and unknown group choices with one clear line (before Hydra's own,
+    longer error)."""
     from qkdjax.config import check_override_keys
 
-    check_override_keys(overrides, OmegaConf.load(CONF_DIR / "config.yaml"), CONFIG_GROUPS)
+    sweeps = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+    check_override_keys(overrides, _primary_config(), {**CONFIG_GROUPS, "sweep": sweeps})
 
 
 def _cube_name(settings, hydra_cfg) -> str:
     name = settings.output_name or hydra_cfg.runtime.choices.get("sweep") or "qkdjax"
+    if str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+        return name
+    # One cube per multirun job, named by what the job overrides (escaped: a range stays unresolved, as written);
+    # shards of one grid share one store.
     overridden = hydra_cfg.job.override_dirname
-    # One cube per multirun job, named by what the job overrides; shards of one grid share one store.
-    if str(hydra_cfg.mode) == "RunMode.MULTIRUN" and (overridden or settings.num_shards == 1):
+    if overridden or settings.num_shards == 1:
         suffix = re.sub(r"[^A-Za-z0-9._=,-]+", "_", overridden) or str(hydra_cfg.job.num)
         name = f"{name}.{suffix[:120]}"
     return name
+
+
+# write_netcdf and create_store write ".NAME.<32 hex digits>.tmp" first, then rename it to NAME.
+TEMPORARY_NAME_BYTES = len("..") + 32 + len(".tmp")
+
+
+def cube_path(settings: Settings, hydra_cfg: DictConfig) -> Path:
+    return Path(settings.output_dir) / f"{_cube_name(settings, hydra_cfg)}.{'zarr' if settings.output_format == 'zarr' else 'nc'}"
+
+
+def check_output_path(path: Path, settings: Settings) -> None:
+    """The cube's file name fits the file system, and its folder exists or can be made, and can be written."""
+    folder = path.parent
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"output.dir = {settings.output_dir!r} lies under {existing}, which is a file, not a folder")
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    name_bytes = len(os.fsencode(path.name)) + TEMPORARY_NAME_BYTES
+    if name_bytes > name_max:
+        name = settings.output_name or "the sweep's name"
+        raise ConfigError(
+            f"output.name: the cube's file name {path.name[:60]}... is {name_bytes - TEMPORARY_NAME_BYTES} bytes; with the "
+            f"{TEMPORARY_NAME_BYTES} of its temporary name it must fit the file system's {name_max}: shorten {name} by "
+            f"{name_bytes - name_max} characters or more"
+        )
+    try:  # a real write is the only sure test (a read-only mount, /proc, permissions); nothing is left behind
+        os.rmdir(tempfile.mkdtemp(prefix=".qkdjax-probe-", dir=existing))
+    except OSError as error:
+        raise ConfigError(f"output.dir = {settings.output_dir!r} cannot be made or written under {existing}: {error.strerror}") from None
 
 
 SHARD_KEYS = ("sweep.shard", "sweep.num_shards")
@@ -106,7 +180,7 @@ def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     }
 
 
-def study_factory(settings) -> functools.partial:
+def study_factory(settings: Settings) -> Callable:
     """``make_study(choices)``: the study of one combination of static choices, with the run's settings."""
     return functools.partial(
         Study,
@@ -117,6 +191,30 @@ def study_factory(settings) -> functools.partial:
         optimizer=settings.optimizer,
         inverse=settings.inverse,
     )
+
+
+def check_run(
+    cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool, grid: Grid | None = None, here: bool = True
+) -> tuple[Grid, Settings, Callable]:
+    """Every check of the study ``cfg`` describes, before anything is compiled, computed or written: the config,
+    the output path (``write``) and what this machine must hold (``here``: the run is on this machine). Returns
+    the grid, the settings and the study factory; raises ``ConfigError``. ``grid``: the config's grid, parsed
+    already (the jobs of one multirun)."""
+    try:
+        grid = grid or parse_grid(cfg)
+        settings = parse_settings(cfg)
+        check_study(grid, settings)
+    except OmegaConfBaseException as error:
+        raise omegaconf_error(error) from None
+    if settings.num_shards > 1 and not write:
+        raise ConfigError(f"sweep.num_shards = {settings.num_shards} writes a shared store: run with write=True")
+    make_study = study_factory(settings)
+    path = cube_path(settings, hydra_cfg) if write else None
+    if path is not None:
+        check_output_path(path, settings)
+    if here:
+        check_resources(grid, settings, make_study, path)
+    return grid, settings, make_study
 
 
 def use_compile_cache(directory: str | None) -> None:
@@ -131,28 +229,22 @@ def use_compile_cache(directory: str | None) -> None:
 
 def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:
     """Validate, run and (optionally) write the study that ``cfg`` describes. Raises ``ConfigError`` first."""
-    grid = parse_grid(cfg)
-    settings = parse_settings(cfg)
-    check_study(grid, settings)
+    grid, settings, make_study = check_run(cfg, hydra_cfg, write=write)
     use_compile_cache(settings.compile_cache_dir)
-    make_study = study_factory(settings)
     if write and settings.output_format == "zarr":
         return _stream(make_study, grid, settings, cfg, hydra_cfg)
-    if settings.num_shards > 1:
-        raise ConfigError(f"sweep.num_shards = {settings.num_shards} writes a shared store: run with write=True")
     cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
     cube.attrs.update(provenance(cfg, hydra_cfg))
     if not write:
         return cube, None
-    path = Path(settings.output_dir) / f"{_cube_name(settings, hydra_cfg)}.nc"
-    return cube, write_netcdf(cube, path)
+    return cube, write_netcdf(cube, cube_path(settings, hydra_cfg))
 
 
 def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[xr.Dataset, Path]:
     """Stream the study (or this job's shard of it) into ``output.dir/NAME.zarr``; a lone run also finalizes it."""
     from qkdjax.zarr_store import finalize, open_store, stream_grid
 
-    path = Path(settings.output_dir) / f"{_cube_name(settings, hydra_cfg)}.zarr"
+    path = cube_path(settings, hydra_cfg)
     stream_grid(
         make_study,
         grid,
@@ -172,11 +264,15 @@ def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) 
 def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
     """The study config and Hydra's own config that ``qkdjax *overrides`` would run with."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
 
-    check_overrides(overrides)
     register_sweeps()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="qkdjax"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    check_overrides(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="qkdjax"):
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:  # Hydra's own multi-line messages
+        raise ConfigError(f"cannot compose the config: {one_line(error)}") from None
     hydra_cfg = cfg.hydra
     with open_dict(cfg):
         del cfg["hydra"]
@@ -191,9 +287,92 @@ def run(*overrides: str, write: bool = False) -> xr.Dataset:
     return execute(*compose_config(*overrides), write=write)[0]
 
 
+LOCAL_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"  # runs the jobs in this process
+MAX_JOBS = 10_000  # jobs of one multirun: each is composed and checked before the first one runs
+
+
+def multirun_jobs(overrides: list[str]) -> list[list[str]]:
+    """The overrides of every job that ``qkdjax --multirun overrides`` launches (Hydra's basic sweeper's split)."""
+    from hydra import initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from hydra.errors import HydraException
+
+    register_sweeps()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="qkdjax"):
+        parsed = parse_overrides(overrides, GlobalHydra.instance().config_loader())
+    jobs = 1
+    for override in parsed:
+        sweep = override.value() if override.is_sweep_override() else None
+        if sweep is not None and override.is_hydra_override():
+            raise ConfigError(f"{override.input_line}: a multirun cannot sweep Hydra's own settings")
+        if isinstance(sweep, ChoiceSweep):
+            jobs *= len(sweep.list)
+        elif isinstance(sweep, RangeSweep):  # counted before Hydra lists every value
+            jobs *= max(math.ceil((sweep.stop - sweep.start) / sweep.step), 0)
+    if jobs > MAX_JOBS:
+        raise ConfigError(f"this multirun launches {jobs} jobs, more than {MAX_JOBS}: sweep fewer values, or sweep a list axis in one job")
+    try:
+        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except HydraException as error:
+        raise ConfigError(f"cannot list the multirun's jobs: {one_line(error)}") from None
+
+
+def check_jobs(overrides: list[str], *, multirun: bool) -> None:
+    """Compose and check every job that ``qkdjax [--multirun] overrides`` would run, before any runs (and before
+    Hydra makes its folders). Jobs with the same physics groups (the shards of one grid) share one grid check.
+    Jobs a launcher sends to other machines (SLURM) check memory and disk there, before compiling."""
+    from hydra.types import RunMode
+
+    grids: dict[str, Grid] = {}
+    for num, job in enumerate(multirun_jobs(overrides) if multirun else [overrides]):
+        cfg, hydra_cfg = compose_config(*job)
+        if multirun:  # what the job's cube is called in a multirun
+            with open_dict(hydra_cfg):
+                hydra_cfg.mode, hydra_cfg.job.num = RunMode.MULTIRUN, num
+        here = OmegaConf.select(hydra_cfg, "launcher._target_") == LOCAL_LAUNCHER
+        physics = OmegaConf.to_yaml({group: cfg.get(group) for group in parameters.GROUPS})
+        grids[physics] = check_run(cfg, hydra_cfg, write=True, grid=grids.get(physics), here=here)[0]
+
+
+def _hydra_arguments(argv: list[str]) -> argparse.Namespace:
+    """Hydra's own command line (flags and overrides), its usage errors as one line."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.prog = "qkdjax"
+    parser.error = functools.partial(_usage_error, parser)
+    return parser.parse_args(argv)
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> None:
+    _fail(f"{parser.prog}: {message} (see {parser.prog} --help)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """The subcommands' parser, its usage errors as one line."""
+
+    def error(self, message: str) -> None:
+        _usage_error(self, message)
+
+
 def _fail(message: str) -> None:
     print(f"qkdjax: error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def remove_run(run_dir: Path, output_dir: Path) -> None:
+    """Remove what a failed run made: Hydra's folder of this run, and the folders between it and ``output_dir``
+    (included) that it leaves empty. A Zarr store stays: it resumes."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in run_dir.absolute().parents:
+        if not folder.is_relative_to(output_dir.absolute()):
+            break
+        try:
+            folder.rmdir()  # only an empty one
+        except OSError:
+            break
 
 
 def _hydra_app() -> None:
@@ -202,10 +381,16 @@ def _hydra_app() -> None:
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> None:
+        hydra_cfg = HydraConfig.get()
+        made = functools.partial(remove_run, Path(hydra_cfg.runtime.output_dir), Path(str(cfg.output.dir)))
         try:
-            _, path = execute(cfg, HydraConfig.get(), write=True)
+            _, path = execute(cfg, hydra_cfg, write=True)
         except (ConfigError, StoreError) as error:
+            made()
             _fail(str(error))
+        except BaseException:
+            made()
+            raise
         print(path)
 
     register_sweeps()
@@ -213,7 +398,7 @@ def _hydra_app() -> None:
 
 
 def merge_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="qkdjax merge", description="Combine cubes of a multirun or of shards.")
+    parser = _Parser(prog="qkdjax merge", description="Combine cubes of a multirun or of shards.")
     parser.add_argument("cubes", nargs="+", type=Path, help="cubes written by qkdjax: netCDF files or (finalized) Zarr stores")
     parser.add_argument("--out", required=True, type=Path, help="path of the merged cube")
     args = parser.parse_args(argv)
@@ -228,7 +413,7 @@ def merge_main(argv: list[str]) -> None:
 
 
 def report_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="qkdjax report", description="Figures (PNG) and a Markdown summary of a cube.")
+    parser = _Parser(prog="qkdjax report", description="Figures (PNG) and a Markdown summary of a cube.")
     parser.add_argument("cube", type=Path, help="cube written by qkdjax (netCDF file or Zarr store)")
     parser.add_argument("--out", required=True, type=Path, help="folder for summary.md and the figures")
     parser.add_argument("--target", type=float, default=1.0, help="key-rate target in bit/s (default 1)")
@@ -252,9 +437,7 @@ def report_main(argv: list[str]) -> None:
 
 
 def finalize_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
-        prog="qkdjax finalize", description="Check that every chunk of Zarr stores is written; consolidate their metadata."
-    )
+    parser = _Parser(prog="qkdjax finalize", description="Check that every chunk of Zarr stores is written; consolidate their metadata.")
     parser.add_argument("stores", nargs="+", type=Path, help="Zarr stores written by shards (output.format=zarr)")
     args = parser.parse_args(argv)
     from qkdjax.zarr_store import finalize
@@ -277,9 +460,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
-    try:
-        check_overrides([a for a in argv if "=" in a and not a.startswith("-")])
-    except ConfigError as error:
-        _fail(str(error))
+    args = _hydra_arguments(argv)
+    # Help, config printing, reruns and other config folders or names are Hydra's to answer; every run is checked here.
+    shows = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun
+    if not (shows or args.config_path or args.config_dir or args.config_name):
+        try:
+            check_jobs(args.overrides, multirun=args.multirun)
+        except ConfigError as error:
+            _fail(str(error))
     sys.argv = [sys.argv[0], *argv]
     _hydra_app()

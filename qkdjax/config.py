@@ -32,6 +32,9 @@ class ConfigError(ValueError):
     """Invalid user input; the message is one line naming the parameter, its value and what is allowed."""
 
 
+MAX_AXIS_VALUES = 10**9  # values of one sweep axis: float64 arrays on the host
+
+
 def _range_args(name: str, args: tuple, *, integer_bounds: bool = False) -> tuple[float, float, int]:
     usage = f"${{{name}:start,stop,num}} with num a positive integer"
     if len(args) != 3:
@@ -40,6 +43,8 @@ def _range_args(name: str, args: tuple, *, integer_bounds: bool = False) -> tupl
     numbers_ok = all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in args)
     if not numbers_ok or not isinstance(num, int) or num < 1:
         raise ConfigError(f"malformed range: {name}:{','.join(map(str, args))}, expected {usage}")
+    if num > MAX_AXIS_VALUES:  # before NumPy allocates them
+        raise ConfigError(f"{name}:{','.join(map(str, args))} has {num} values, above the maximum {MAX_AXIS_VALUES:.0e} of an axis (8 GB)")
     return float(start), float(stop), num
 
 
@@ -142,8 +147,13 @@ def _resolve(node: DictConfig, path: str) -> Any:
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     except OmegaConfBaseException as error:
-        reason = re.sub(r"^ConfigError raised while resolving interpolation: ", "", str(error).splitlines()[0])
-        raise ConfigError(f"{path}: {reason}") from None
+        raise omegaconf_error(error, path) from None
+
+
+def omegaconf_error(error: OmegaConfBaseException, path: str | None = None) -> ConfigError:
+    """OmegaConf's multi-line message (an unresolvable interpolation, a bad node) as one line on its key."""
+    reason = re.sub(r"^ConfigError raised while resolving interpolation: ", "", str(error).strip().splitlines()[0])
+    return ConfigError(f"{path or getattr(error, 'full_key', None) or 'config'}: {reason}")
 
 
 def config_yaml(cfg: DictConfig) -> str:
@@ -227,6 +237,10 @@ def _hops(path: str, value: Any) -> tuple[tuple[tuple[str, float], ...], ...]:
             for key, number in values.items():
                 if key not in fields:
                     raise ConfigError(f"unknown key '{key}' in {where} ({group} values of a hop: {', '.join(fields)})")
+                if _is_axis(number):
+                    raise ConfigError(
+                        f"{where}.{key} = {number} is a list, but a hop's values are static: give one number (a multirun over link.hops compares chains)"
+                    )
                 pairs.append((f"{group}.{key}", float(_numeric_values(f"{where}.{key}", number, fields[key].metadata["range"])[0])))
         missing = {"distance_km", "attenuation_db_per_km"} - set(sections["link"])
         if missing:
@@ -314,9 +328,45 @@ def parse_grid(cfg: DictConfig) -> Grid:
     return Grid(fixed, static, tuple(numeric_axes), tuple(categorical_axes))
 
 
+# Counts that shape a run's memory or time: their maxima, and why (conf/config.yaml lists them too). The memory a
+# study needs within these is checked against the machine before compiling (qkdjax.resources).
+MAXIMA = {
+    "seed": (2**63 - 1, "jax.random.key takes a signed 64-bit seed"),
+    "montecarlo.trials": (10**6, "per grid point: a probability from 1e6 trials is within 1e-3; add seeds for more"),
+    "optimize.starts": (1000, "starts per grid point"),
+    "optimize.steps": (10**5, "Adam steps per start: the optimum is reached in hundreds"),
+    "inverse.iterations": (200, "bisection steps: 200 halve any search interval below 1e-60 of its width"),
+    "inverse.optimize_steps": (10**5, "Adam steps per bisection step"),
+    "supply.horizon_h / supply.time_step_s": (10**7, "time steps: a year in 3.2 s steps, where repairs take hours"),
+}
+
+
 def _integer(path: str, value: Any, low: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ConfigError(f"{path} = {value!r} must be an integer >= {low}")
+    _at_most(path, value)
+    return value
+
+
+def _at_most(path: str, value: int) -> None:
+    if path in MAXIMA and value > MAXIMA[path][0]:
+        high, why = MAXIMA[path]
+        raise ConfigError(f"{path} = {value} is above its maximum {high} ({why})")
+
+
+FILE_NAME = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9._=-]*")
+
+
+def _output_dir(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"output.dir = {value!r} must be the path of a folder")
+    return value
+
+
+def _output_name(value: Any) -> str | None:
+    """A plain file name (or null: the sweep's name); its length is checked with its suffixes (qkdjax.cli)."""
+    if value is not None and not (isinstance(value, str) and FILE_NAME.fullmatch(value)):
+        raise ConfigError(f"output.name = {value!r} must be a plain file name: letters, digits and . _ - =, not starting with '.'")
     return value
 
 
@@ -376,6 +426,8 @@ def parse_settings(cfg: DictConfig) -> Settings:
     step_s = _positive_number("supply.time_step_s", cfg.supply.time_step_s)
     if step_s > horizon_h * 3600.0:
         raise ConfigError(f"supply.time_step_s = {step_s:g} is longer than supply.horizon_h = {horizon_h:g} h")
+    supply_steps = round(horizon_h * 3600.0 / step_s)
+    _at_most("supply.horizon_h / supply.time_step_s", supply_steps)
     keep_trials = _boolean("montecarlo.keep_trials", cfg.montecarlo.keep_trials)
     return Settings(
         compile_cache_dir=_compile_cache_dir(cfg.compile_cache),
@@ -383,15 +435,15 @@ def parse_settings(cfg: DictConfig) -> Settings:
         inverse=parse_inverse(cfg.inverse),
         seed=_integer("seed", cfg.seed, 0),
         chunk_size=_integer("sweep.chunk_size", cfg.sweep.chunk_size, 1),
-        output_dir=str(cfg.output.dir),
-        output_name=cfg.output.name,
+        output_dir=_output_dir(cfg.output.dir),
+        output_name=_output_name(cfg.output.name),
         output_format=output_format,
         shard=shard,
         num_shards=num_shards,
         trials=_integer("montecarlo.trials", cfg.montecarlo.trials, 0),
         keep_trials=keep_trials,
         supply_horizon_h=float(horizon_h),
-        supply_steps=round(horizon_h * 3600.0 / step_s),
+        supply_steps=supply_steps,
     )
 
 
@@ -550,19 +602,48 @@ def _leaf_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]
     return [prefix]
 
 
-def check_override_keys(overrides: Sequence[str], primary: DictConfig, groups: set[str]) -> None:
-    """Reject a command-line override of a key that no config has, with the keys its group accepts."""
+OVERRIDE_GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
+
+
+def parse_overrides(overrides: Sequence[str], config_loader: Any = None) -> list:
+    """Hydra's parse of command-line overrides; a syntax error is one line naming the override. ``config_loader``:
+    Hydra's, for ``glob(..)`` sweeps of config group options."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser, parsed = OverridesParser.create(config_loader=config_loader), []
+    for text in overrides:
+        try:
+            parsed += parser.parse_overrides([text])
+        except OverrideParseException as error:
+            reason = str(error).strip().splitlines()[0]
+            raise ConfigError(
+                f"cannot parse the override {text!r}: {reason} (quote values with spaces or ${{..}}; {OVERRIDE_GRAMMAR})"
+            ) from None
+    return parsed
+
+
+def check_override_keys(overrides: Sequence[str], primary: DictConfig, groups: Mapping[str, Sequence[str]]) -> None:
+    """Reject a command-line override of a key that no config has (with the keys its group accepts), and a config
+    group choice that is not one of the group's options."""
     from hydra.core.override_parser.types import OverrideType
 
     keys = known_keys(primary)
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in parse_overrides(overrides):
         key = override.key_or_group
+        if key in groups and override.type != OverrideType.DEL and not override.is_sweep_override():
+            _check_group_choice(key, override.value(), groups[key])
         if override.type != OverrideType.CHANGE or key in groups or re.split(r"[./]", key)[0] == "hydra" or key in keys:
             continue
         close = difflib.get_close_matches(key, sorted(keys), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(f"unknown config key '{key}' ({hint}{_accepted_keys(key.split('.')[0], keys)})")
+
+
+def _check_group_choice(group: str, value: Any, options: Sequence[str]) -> None:
+    if value not in options:
+        hint = "name it without .yaml; " if isinstance(value, str) and value.endswith(".yaml") else ""
+        raise ConfigError(f"{group} = {value!r} is not one of the {group} configs ({hint}choose from: {', '.join(options)})")
 
 
 def _accepted_keys(group: str, keys: set[str]) -> str:

@@ -39,8 +39,9 @@ class Range:
         return ok & (x == np.round(x)) if self.integer else ok
 
     def __str__(self) -> str:
-        left = "[" if self.low_closed else "("
-        right = "]" if self.high_closed else ")"
+        # An infinite end is shown closed only where infinity itself is accepted: "(0, inf]" means "inf" is allowed.
+        left = "[" if self.low_closed and (math.isfinite(self.low) or self.infinite_ok) else "("
+        right = "]" if self.high_closed and (math.isfinite(self.high) or self.infinite_ok) else ")"
         kind = "integer in " if self.integer else ""
         return f"{kind}{left}{self.low:g}, {self.high:g}{right}"
 
@@ -48,6 +49,7 @@ class Range:
 PROBABILITY = Range(0.0, 1.0)
 POSITIVE = Range(0.0, math.inf, low_closed=False)
 NON_NEGATIVE = Range(0.0, math.inf)
+MTBF = Range(0.0, math.inf, low_closed=False, infinite_ok=True)  # a mean time between failures; inf: never fails
 
 
 def number(units: str, long_name: str, allowed: Range, *, optional: bool = False) -> Any:
@@ -172,9 +174,9 @@ class KeySupply:
     """Reliability of hops and trusted nodes, key buffers and the application's demand (qkdjax.network)."""
 
     paths: Any = number("1", "disjoint parallel paths between the user sites", Range(1.0, MAX_PATHS, integer=True))
-    hop_mtbf_h: Any = number("h", "mean time between failures of a hop", POSITIVE)
+    hop_mtbf_h: Any = number("h", "mean time between failures of a hop", MTBF)
     hop_mttr_h: Any = number("h", "mean time to repair a hop", POSITIVE)
-    node_mtbf_h: Any = number("h", "mean time between failures of a trusted node", POSITIVE)
+    node_mtbf_h: Any = number("h", "mean time between failures of a trusted node", MTBF)
     node_mttr_h: Any = number("h", "mean time to repair a trusted node", POSITIVE)
     failure_shape: Any = number("1", "Weibull shape of the times to failure (1: exponential)", Range(0.2, 10.0))
     repair_log_sigma: Any = number("1", "log-sd of lognormal repair times (0: exponential)", Range(0.0, 3.0))

@@ -1,20 +1,24 @@
 """Bad input is one clear error naming the parameter, the value and what is allowed, before anything runs."""
 
+import re
+
+import numpy as np
 import pytest
 from conftest import run_cli
 
 import qkdjax
+from qkdjax import parameters
 from qkdjax.config import ConfigError
 
 BAD_INPUTS = [
     (["detector.efficiency=1.5"], "detector.efficiency = 1.5 is outside the allowed range (0, 1]"),
     (["detector.efficiency=0"], "detector.efficiency = 0 is outside the allowed range (0, 1]"),
     (["detector.efficiency=[0.1,1.2]"], "detector.efficiency = 1.2 is outside the allowed range (0, 1]"),
-    (["link.distance_km=-1"], "link.distance_km = -1 is outside the allowed range [0, inf]"),
-    (["link.attenuation_db_per_km=-0.2"], "link.attenuation_db_per_km = -0.2 is outside the allowed range [0, inf]"),
-    (["source.mu_signal=0"], "source.mu_signal = 0 is outside the allowed range (0, inf]"),
-    (["source.mu_decoy=-0.1"], "source.mu_decoy = -0.1 is outside the allowed range (0, inf]"),
-    (["source.rep_rate_hz=0"], "source.rep_rate_hz = 0 is outside the allowed range (0, inf]"),
+    (["link.distance_km=-1"], "link.distance_km = -1 is outside the allowed range [0, inf)"),
+    (["link.attenuation_db_per_km=-0.2"], "link.attenuation_db_per_km = -0.2 is outside the allowed range [0, inf)"),
+    (["source.mu_signal=0"], "source.mu_signal = 0 is outside the allowed range (0, inf)"),
+    (["source.mu_decoy=-0.1"], "source.mu_decoy = -0.1 is outside the allowed range (0, inf)"),
+    (["source.rep_rate_hz=0"], "source.rep_rate_hz = 0 is outside the allowed range (0, inf)"),
     (["source.mu_decoy=0.6"], "source.mu_decoy < source.mu_signal is required, but source.mu_decoy = 0.6, source.mu_signal = 0.5"),
     (["source.mu_decoy=[0.1,0.5]"], "source.mu_decoy < source.mu_signal is required, but source.mu_decoy = 0.5"),
     (
@@ -61,3 +65,20 @@ def test_command_line_rejects_bad_input_and_writes_nothing(tmp_path, overrides, 
     assert last.startswith("qkdjax: error: ") and message in last
     assert not list(tmp_path.rglob("*.nc"))
     assert result.stdout == ""
+
+
+CLASSES = {cls for classes in parameters.GROUPS.values() for cls in classes.values()}
+RANGES = {f"{cls.__name__}.{f.name}": f.metadata["range"] for cls in CLASSES for f in parameters.numeric_fields(cls)}
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_a_range_prints_a_closed_end_exactly_where_it_accepts_that_end(name):
+    allowed = RANGES[name]
+    left, right = re.search(r"([\[(]).*([\])])$", str(allowed)).groups()
+    assert (left == "[") == bool(allowed.contains(np.array([allowed.low]))[0])
+    assert (right == "]") == bool(allowed.contains(np.array([allowed.high]))[0])
+
+
+def test_a_component_that_never_fails_is_accepted():
+    assert str(parameters.field("link.hop_mtbf_h", "corridor").metadata["range"]) == "(0, inf]"
+    assert str(parameters.field("link.distance_km", "fibre").metadata["range"]) == "[0, inf)"

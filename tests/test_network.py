@@ -83,6 +83,14 @@ def test_chain_availability_is_the_product_of_its_parts():
     assert found[1] > found[0]
 
 
+def test_components_that_never_fail_are_always_up():
+    """An MTBF of ``inf`` (documented: never fails) is accepted, and the chain is then up all the time."""
+    cube = qkdjax.run(
+        "sweep=corridor", "link.trusted_nodes=[2]", "link.demand_bps=[0]", "link.hop_mtbf_h=inf", "link.node_mtbf_h=inf", *FAST
+    )  # fmt: skip
+    np.testing.assert_array_equal(cube.availability.values, 1.0)
+
+
 def test_longer_repairs_starve_more():
     runs = [
         qkdjax.run("sweep=corridor", "link.trusted_nodes=[4]", "link.demand_bps=[1e5]", "link.store_bits=1e7", f"link.hop_mttr_h={h}", *FAST)
@@ -112,7 +120,7 @@ def test_tokyo_and_corridor_commands_write_cubes(tmp_path):
         (("link.hops=[{distance_km: 10, attenuation_db_per_km: 0.2, colour: 3}]",), "unknown key 'colour' in link.hops[0]"),
         (("link.hops=[{distance_km: -10, attenuation_db_per_km: 0.2}]",), "link.hops[0].distance_km = -10 is outside"),
         (("link.hop_mtbf_h=-5",), "link.hop_mtbf_h = -5 is outside the allowed range (0, inf]"),
-        (("link.demand_bps=-1",), "link.demand_bps = -1 is outside the allowed range [0, inf]"),
+        (("link.demand_bps=-1",), "link.demand_bps = -1 is outside the allowed range [0, inf)"),
         (("link.paths=4",), "link.paths = 4 is outside the allowed range integer in [1, 3]"),
         (("supply.time_step_s=0",), "supply.time_step_s = 0 must be a positive number"),
     ],
