@@ -133,7 +133,7 @@ def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
     varying = varying_settings(cubes)
     expanded = [c.expand_dims({dim: [values[i]] for dim, values in varying.items()}) for i, c in enumerate(cubes)]
     try:
-        merged = xr.combine_by_coords(expanded, combine_attrs="drop_conflicts")
+        merged = xr.combine_by_coords(expanded, join="outer", combine_attrs="drop_conflicts")
     except ValueError as error:
         raise ValueError(f"cubes do not form one grid: {one_line(error)}") from None
     repeated = [dim for dim, index in merged.indexes.items() if not index.is_unique]

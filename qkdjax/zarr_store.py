@@ -8,10 +8,11 @@ labelled cube is a lazy reshape of that (``open_store``). ``chunk_done[combo, ch
 entry) is set after a chunk's data are written: a rerun skips what is recorded, and ``missing_chunks`` lists
 what is not. Before it, ``chunk_crc32c[combo, chunk, variable]`` records the CRC-32C of each variable's stored
 (compressed) chunk file, and the ``qkdjax_coordinate_crc32c`` attr those of the coordinates: ``finalize``,
-``open_store`` and a resume check every recorded chunk against its file (a truncated, altered or deleted file,
-which Zarr would read as garbage or as its fill value, is named and never shown as data; a resume recomputes
-it). Checking reads the compressed bytes without decoding them, at several GB/s. The store's ``qkdjax_fingerprint`` attr identifies the run (config and layout): a rerun with a
-different config is refused instead of mixing two studies in one store.
+``open_store`` and a resume check every recorded chunk against its file, so a truncated, altered or deleted file
+(which Zarr would read as garbage, or as its fill value) is named and never shown as data, and a resume
+recomputes it. Checking reads the compressed bytes without decoding them. The store's ``qkdjax_fingerprint``
+attr identifies the run (config and layout): a rerun with a different config is refused, before anything is
+compiled, instead of mixing two studies in one store.
 
 Memory stays bounded by a few chunks whatever the grid size: the device computes one chunk while the host copies
 the previous one and writer threads compress and write up to ``WRITERS`` more.
