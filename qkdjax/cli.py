@@ -227,8 +227,8 @@ def report_main(argv: list[str]) -> None:
         _fail(f"qkdjax report needs matplotlib ({error}): pip install 'qkdjax[plot]'")
     try:
         cube = open_cube(args.cube)
-    except StoreError as error:
-        _fail(str(error))
+    except ValueError as error:  # StoreError: unreadable, damaged, or not written by qkdjax
+        _fail(one_line(error))
     try:
         path = write_report(cube, args.out, target=args.target, probability=args.probability, source=str(args.cube))
     except ValueError as error:

@@ -162,7 +162,7 @@ def create_store(path: Path, template: xr.Dataset, attrs: Mapping[str, str]) -> 
         template.assign_attrs(attrs).to_zarr(
             tmp, compute=False, encoding=encoding, consolidated=False, zarr_format=3, write_empty_chunks=True
         )
-        group = _open_group(tmp, mode="r+")
+        group = zarr.open_group(tmp, mode="r+", use_consolidated=False)
         group.attrs[COORD_CHECKSUMS_ATTR] = {name: _array_checksums(tmp, group[name]) for name in template.coords}
         try:
             os.rename(tmp, path)
@@ -182,6 +182,8 @@ def _open_group(path: Path, mode: str = "r") -> zarr.Group:
         raise StoreError(f"{path} is damaged: its metadata cannot be read ({one_line(error)})") from None
     if LAYOUT_ATTR not in group.attrs:
         raise StoreError(f"{path} is not a qkdjax Zarr store (no {LAYOUT_ATTR} attribute)")
+    if COORD_CHECKSUMS_ATTR not in group.attrs:
+        raise StoreError(f"{path} has no chunk checksums (an older qkdjax wrote it): delete it and rerun")
     return group
 
 

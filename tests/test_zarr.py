@@ -226,6 +226,7 @@ DAMAGE = {
     "altered": ("qber/c/0/7", lambda f: f.write_bytes(f.read_bytes()[:-1] + b"x"), "chunk 7 (points 1120-1219) of protocol.decoy=infinite (qber fails its checksum)"),
     "deleted": ("gain/c/0/0", lambda f: f.unlink(), "chunk 0 (points 0-159) of protocol.decoy=infinite (gain file missing)"),
     "coordinate": ("link.distance_km/c/0", lambda f: f.unlink(), "chunk (0,) of coordinate link.distance_km file missing"),
+    "done mark": ("chunk_done/c/1/2", lambda f: f.write_bytes(b"\x00\x01"), "is damaged: its chunk_done array cannot be read"),
     "array metadata": ("key_rate/zarr.json", lambda f: f.unlink(), "its array key_rate cannot be opened"),
     "store metadata": ("zarr.json", lambda f: f.write_bytes(b"{not json"), "is damaged: its metadata cannot be read"),
     "not a store": ("zarr.json", lambda f: f.unlink(), "is not a qkdjax Zarr store"),
