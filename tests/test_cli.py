@@ -130,3 +130,11 @@ def test_report_and_merge_refuse_files_they_cannot_read_or_that_qkdjax_did_not_w
     assert f"{bad} {message}" in refused(capsys, "report", str(bad), "--out", str(tmp_path / "report"))
     assert f"{bad} {message}" in refused(capsys, "merge", str(cubes["apd"]), str(bad), "--out", str(tmp_path / "m.nc"))
     assert [p.name for p in tmp_path.iterdir()] == ["bad.nc"]
+
+
+@pytest.mark.slow
+def test_merge_refuses_a_fibre_and_a_satellite_cube(cubes, tmp_path, capsys):
+    satellite = qkdjax.write_netcdf(qkdjax.run("sweep=satquma_downlink", "link.elevation_deg=[30,60]"), tmp_path / "satellite.nc")
+    line = refused(capsys, "merge", str(cubes["apd"]), str(satellite), "--out", str(tmp_path / "merged.nc"))
+    assert f"cubes do not form one grid: atmospheric_loss_db is absent in {cubes['apd']} but over (link.elevation_deg) in dB" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["satellite.nc"]
