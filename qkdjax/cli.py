@@ -39,7 +39,7 @@ from qkdjax.config import (
     parse_overrides,
     parse_settings,
 )
-from qkdjax.io import StoreError, merge_cubes, open_cube, write_netcdf
+from qkdjax.io import StoreError, merge_cubes, one_line, open_cube, write_netcdf
 from qkdjax.resources import check_resources
 from qkdjax.study import Study
 from qkdjax.sweep import run_grid
@@ -62,12 +62,6 @@ def version() -> str:
         return metadata.version("qkdjax")
     except metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def one_line(error: BaseException | str) -> str:
-    """A multi-line message (Hydra's, YAML's) on one line, with the first line of its cause where it has one."""
-    cause = str(getattr(error, "__cause__", None) or "").strip()
-    return " ".join(str(error).split()) + (f" ({cause.splitlines()[0]})" if cause else "")
 
 
 @functools.cache
@@ -257,8 +251,8 @@ def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) 
         num_shards=settings.num_shards,
     )
     if settings.num_shards == 1:
-        finalize(path)
-    return open_store(path, allow_incomplete=settings.num_shards > 1), path
+        finalize(path)  # verifies every chunk: the cube below need not again
+    return open_store(path, allow_incomplete=settings.num_shards > 1, verify=False), path
 
 
 def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
@@ -405,11 +399,16 @@ def merge_main(argv: list[str]) -> None:
     missing = [str(p) for p in args.cubes if not p.exists()]
     if missing:
         _fail(f"no such cube: {', '.join(missing)}")
+    if any(args.out.resolve() == p.resolve() or (args.out.exists() and args.out.samefile(p)) for p in args.cubes):
+        _fail(f"--out {args.out} is one of the cubes to merge: give another path")
     try:
-        merged = merge_cubes([open_cube(p) for p in args.cubes])
+        merged = merge_cubes([open_cube(p) for p in args.cubes])  # every input read and checked before writing
     except ValueError as error:
         _fail(str(error))
-    print(write_netcdf(merged, args.out))
+    try:
+        print(write_netcdf(merged, args.out))
+    except OSError as error:
+        _fail(f"cannot write --out {args.out}: {one_line(error)}")
 
 
 def report_main(argv: list[str]) -> None:
@@ -427,8 +426,8 @@ def report_main(argv: list[str]) -> None:
         _fail(f"qkdjax report needs matplotlib ({error}): pip install 'qkdjax[plot]'")
     try:
         cube = open_cube(args.cube)
-    except (OSError, ValueError) as error:
-        _fail(f"cannot read {args.cube} as a cube: {error}")
+    except ValueError as error:  # StoreError: unreadable, damaged, or not written by qkdjax
+        _fail(one_line(error))
     try:
         path = write_report(cube, args.out, target=args.target, probability=args.probability, source=str(args.cube))
     except ValueError as error:
@@ -440,16 +439,18 @@ def finalize_main(argv: list[str]) -> None:
     parser = _Parser(prog="qkdjax finalize", description="Check that every chunk of Zarr stores is written; consolidate their metadata.")
     parser.add_argument("stores", nargs="+", type=Path, help="Zarr stores written by shards (output.format=zarr)")
     args = parser.parse_args(argv)
-    from qkdjax.zarr_store import finalize
+    from qkdjax.zarr_store import consolidate, verify_store
 
     errors = []
-    for store in args.stores:
+    for store in args.stores:  # every store checked before any is consolidated
         try:
-            print(finalize(store))
+            verify_store(store)
         except StoreError as error:
             errors.append(str(error))
     if errors:
         _fail("; ".join(errors))
+    for store in args.stores:
+        print(consolidate(store))
 
 
 SUBCOMMANDS = {"merge": merge_main, "report": report_main, "finalize": finalize_main}

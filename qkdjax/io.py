@@ -12,9 +12,21 @@ from pathlib import Path
 import xarray as xr
 import yaml
 
+PROVENANCE_ATTRS = ("qkdjax_version", "config")  # what every cube qkdjax writes carries
+
 
 class StoreError(ValueError):
-    """A Zarr store that cannot be resumed or read: another run's, or incomplete. One line, naming the store."""
+    """A cube or Zarr store that cannot be resumed or read: another run's, incomplete, damaged or not qkdjax's.
+
+    One line, naming the file.
+    """
+
+
+def one_line(error: BaseException | str) -> str:
+    """A library's multi-line message (Hydra's, YAML's, HDF5's) on one line, with the first line of its cause."""
+    cause = str(getattr(error, "__cause__", None) or "").strip()
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text + (f" ({cause.splitlines()[0]})" if cause else "")
 
 
 def write_netcdf(cube: xr.Dataset, path: str | os.PathLike) -> Path:
@@ -39,14 +51,24 @@ def open_cube(path: str | os.PathLike) -> xr.Dataset:
     """Open a cube written by qkdjax: a netCDF file loaded into memory (file closed), or a Zarr store lazily.
 
     A Zarr store (``output.format=zarr``, a folder) opens as the same labelled N-d cube backed by Dask arrays,
-    so cubes larger than memory can be sliced and reduced; an incomplete store is refused.
+    so cubes larger than memory can be sliced and reduced; an incomplete or damaged store is refused. A file that
+    cannot be read, or that qkdjax did not write (no provenance attrs), raises ``StoreError``.
     """
     if Path(path).is_dir():
         from qkdjax.zarr_store import open_store
 
-        return open_store(path)
-    with xr.open_dataset(path, engine="h5netcdf") as cube:
-        return cube.load()
+        cube = open_store(path)
+    else:
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as opened:
+                cube = opened.load()
+        # h5py reports a truncated or altered file as any of these, depending on which bytes are damaged.
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
+            raise StoreError(f"{path} is not a readable netCDF file ({one_line(error)})") from None
+    missing = [name for name in PROVENANCE_ATTRS if name not in cube.attrs]
+    if missing:
+        raise StoreError(f"{path} was not written by qkdjax (it has no {' or '.join(missing)} attribute)")
+    return cube
 
 
 def _flatten(node, prefix=()) -> dict[str, object]:
@@ -76,26 +98,63 @@ def varying_settings(cubes: Sequence[xr.Dataset]) -> dict[str, list]:
     return varying
 
 
+def _label(cube: xr.Dataset, index: int) -> str:
+    return cube.encoding.get("source", f"cube {index + 1}")
+
+
+def _signature(cube: xr.Dataset) -> dict[str, tuple]:
+    """What cubes of one study share: each variable's dims and units."""
+    return {name: (var.dims, var.attrs.get("units")) for name, var in cube.data_vars.items()}
+
+
+def _shown(signature: tuple | None) -> str:
+    return "absent" if signature is None else f"over ({', '.join(signature[0])}) in {signature[1]}"
+
+
 def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
     """Combine cubes of a multirun (or of grid shards) into one, by coordinates.
 
     Each setting that differs between the cubes becomes a new dim (``detector``, or a dotted config path); the
-    result carries every input's config.
+    result carries every input's config. Cubes merge when they form one grid: written by qkdjax (not merged
+    cubes themselves), with the same variables over the same dims in the same units, and coordinates that tile
+    the merged grid, each of its points from exactly one cube (so it has no NaN the inputs lacked). Otherwise
+    raises ``ValueError`` naming the cube that does not fit.
     """
     if len(cubes) < 2:
         raise ValueError(f"merge needs at least two cubes, got {len(cubes)}")
+    for i, cube in enumerate(cubes):
+        if "merged_dims" in cube.attrs or not {"config", "choices"} <= cube.attrs.keys():
+            raise ValueError(f"{_label(cube, i)} is not a cube of one qkdjax run (merge the cubes it came from)")
+    first = _signature(cubes[0])
+    for i, cube in enumerate(cubes[1:], 1):
+        if (signature := _signature(cube)) != first:
+            name = next(n for n in sorted(first.keys() | signature.keys()) if first.get(n) != signature.get(n))
+            raise ValueError(
+                f"cubes do not form one grid: {name} is {_shown(first.get(name))} in {_label(cubes[0], 0)} "
+                f"but {_shown(signature.get(name))} in {_label(cube, i)}"
+            )
     varying = varying_settings(cubes)
     expanded = [c.expand_dims({dim: [values[i]] for dim, values in varying.items()}) for i, c in enumerate(cubes)]
     try:
-        merged = xr.combine_by_coords(expanded, combine_attrs="drop_conflicts")
+        merged = xr.combine_by_coords(expanded, join="outer", combine_attrs="drop_conflicts")
     except ValueError as error:
-        raise ValueError(f"cubes do not form one grid: {error}") from None
+        raise ValueError(f"cubes do not form one grid: {one_line(error)}") from None
+    repeated = [dim for dim, index in merged.indexes.items() if not index.is_unique]
+    if repeated:
+        raise ValueError(f"cubes do not form one grid: they overlap in {', '.join(repeated)} (a point in two cubes)")
+    name = next(iter(first))
+    held, spanned = sum(c[name].size for c in cubes), merged[name].size
+    if held != spanned:
+        raise ValueError(
+            f"cubes do not form one grid: they hold {held} points of {name}, their merged grid {spanned} (the rest would be NaN)"
+        )
     for dim in varying:
         merged[dim].attrs.setdefault("long_name", f"Hydra choice of {dim}" if "." not in dim else dim)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     histories = [c.attrs["history"] for c in cubes if "history" in c.attrs]
     merged.attrs.update(
         config="---\n".join(c.attrs["config"] for c in cubes),
+        qkdjax_version=" ".join(dict.fromkeys(c.attrs.get("qkdjax_version", "unknown") for c in cubes)),
         merged_dims=json.dumps(list(varying)),
         created=created,
         history="\n".join([*histories, f"{created}: qkdjax merge of {len(cubes)} cubes along {', '.join(varying) or 'their grids'}"]),

@@ -6,8 +6,13 @@ in C order, in chunks of ``points`` consecutive points. The store keeps every va
 region write never touches another chunk's bytes and concurrent shards never write the same object. The N-d
 labelled cube is a lazy reshape of that (``open_store``). ``chunk_done[combo, chunk]`` (one Zarr chunk per
 entry) is set after a chunk's data are written: a rerun skips what is recorded, and ``missing_chunks`` lists
-what is not. The store's ``qkdjax_fingerprint`` attr identifies the run (config and layout): a rerun with a
-different config is refused instead of mixing two studies in one store.
+what is not. Before it, ``chunk_crc32c[combo, chunk, variable]`` records the CRC-32C of each variable's stored
+(compressed) chunk file, and the ``qkdjax_coordinate_crc32c`` attr those of the coordinates: ``finalize``,
+``open_store`` and a resume check every recorded chunk against its file, so a truncated, altered or deleted file
+(which Zarr would read as garbage, or as its fill value) is named and never shown as data, and a resume
+recomputes it. Checking reads the compressed bytes without decoding them. The store's ``qkdjax_fingerprint``
+attr identifies the run (config and layout): a rerun with a different config is refused, before anything is
+compiled, instead of mixing two studies in one store.
 
 Memory stays bounded by a few chunks whatever the grid size: the device computes one chunk while the host copies
 the previous one and writer threads compress and write up to ``WRITERS`` more.
@@ -22,6 +27,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -29,13 +35,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dask.array
+import google_crc32c  # a dependency of zarr (its crc32c codec)
 import jax
 import numpy as np
 import xarray as xr
 import zarr
 
 from qkdjax.config import Grid
-from qkdjax.io import StoreError
+from qkdjax.io import StoreError, one_line
 from qkdjax.sweep import (
     StudyFactory,
     StudyLike,
@@ -52,10 +59,13 @@ from qkdjax.sweep import (
 )
 
 DONE = "chunk_done"
+CHECKSUMS = "chunk_crc32c"
 LAYOUT_ATTR = "qkdjax_layout"
 FINGERPRINT_ATTR = "qkdjax_fingerprint"
+COORD_CHECKSUMS_ATTR = "qkdjax_coordinate_crc32c"
 WRITERS = 2  # chunks being written at once
-_INTERNAL_ATTRS = (LAYOUT_ATTR, FINGERPRINT_ATTR)
+VERIFIERS = 8  # chunk files read and checked at once
+_INTERNAL_ATTRS = (LAYOUT_ATTR, FINGERPRINT_ATTR, COORD_CHECKSUMS_ATTR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +137,8 @@ def _template(grid: Grid, study: StudyLike, layout: Layout, shapes: Mapping[str,
         data = dask.array.empty(shape, dtype=spec.dtype, chunks=(1, layout.points, *spec.shape[1:]))
         variables[name] = (("combo", "point", *outputs[name].dims), data, variable_attrs(outputs[name]))
     variables[DONE] = (("combo", "chunk"), dask.array.zeros((layout.combos, layout.chunks_per_combo), dtype=np.uint8, chunks=1))
+    checksums = dask.array.zeros((layout.combos, layout.chunks_per_combo, len(shapes)), dtype=np.uint32, chunks=(1, 1, len(shapes)))
+    variables[CHECKSUMS] = (("combo", "chunk", "variable"), checksums, {"variables": list(shapes)})
     coords = {a.name: xr.Variable(a.name, a.values, dict(a.attrs)) for a in grid.numeric_axes}
     used = {d for name in shapes for d in outputs[name].dims}
     coords |= {d: xr.Variable(d, *study.coords[d]) for d in used}
@@ -145,9 +157,14 @@ def create_store(path: Path, template: xr.Dataset, attrs: Mapping[str, str]) -> 
         # Blosc LZ4 with byte shuffle: 3x faster to write than zarr's default Zstd, files 10 % larger.
         compressors = [zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
         encoding = {name: {"chunks": var.data.chunksize, "compressors": compressors} for name, var in template.data_vars.items()}
-        encoding[DONE]["fill_value"] = 0
+        encoding[DONE]["fill_value"] = encoding[CHECKSUMS]["fill_value"] = 0
         encoding |= {name: {"_FillValue": None} for name in template.coords}  # CF: coordinates have no missing values
-        template.assign_attrs(attrs).to_zarr(tmp, compute=False, encoding=encoding, consolidated=False, zarr_format=3)
+        # Every chunk gets a file, even one equal to the fill value: a missing file is then always damage.
+        template.assign_attrs(attrs).to_zarr(
+            tmp, compute=False, encoding=encoding, consolidated=False, zarr_format=3, write_empty_chunks=True
+        )
+        group = zarr.open_group(tmp, mode="r+", use_consolidated=False)
+        group.attrs[COORD_CHECKSUMS_ATTR] = {name: _array_checksums(tmp, group[name]) for name in template.coords}
         try:
             os.rename(tmp, path)
         except OSError:
@@ -159,9 +176,82 @@ def create_store(path: Path, template: xr.Dataset, attrs: Mapping[str, str]) -> 
 
 def _open_group(path: Path, mode: str = "r") -> zarr.Group:
     try:
-        return zarr.open_group(path, mode=mode, use_consolidated=False)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        group = zarr.open_group(path, mode=mode, use_consolidated=False)
+    except (FileNotFoundError, NotADirectoryError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
         raise StoreError(f"{path} is not a qkdjax Zarr store") from None
+    except (ValueError, TypeError, KeyError) as error:  # a damaged zarr.json
+        raise StoreError(f"{path} is damaged: its metadata cannot be read ({one_line(error)})") from None
+    if LAYOUT_ATTR not in group.attrs:
+        raise StoreError(f"{path} is not a qkdjax Zarr store (no {LAYOUT_ATTR} attribute)")
+    if COORD_CHECKSUMS_ATTR not in group.attrs:
+        raise StoreError(f"{path} has no chunk checksums (an older qkdjax wrote it): delete it and rerun")
+    return group
+
+
+def _array(group: zarr.Group, path: Path, name: str) -> zarr.Array:
+    try:
+        return group[name]
+    except (KeyError, ValueError, TypeError) as error:
+        raise StoreError(f"{path} is damaged: its array {name} cannot be opened ({one_line(error)})") from None
+
+
+def _read(group: zarr.Group, path: Path, name: str) -> np.ndarray:
+    """The whole of a bookkeeping array (done marks, checksums), or a ``StoreError`` naming it."""
+    try:
+        return _array(group, path, name)[...]
+    except (ValueError, TypeError, RuntimeError, OSError) as error:  # a damaged chunk of it (Blosc cannot decode)
+        raise StoreError(f"{path} is damaged: its {name} array cannot be read ({one_line(error)})") from None
+
+
+def _chunk_file(root: Path, array: zarr.Array, coords: tuple[int, ...]) -> Path:
+    return root / array.path / array.metadata.encode_chunk_key(coords)
+
+
+def _file_checksum(root: Path, array: zarr.Array, coords: tuple[int, ...]) -> int | None:
+    """CRC-32C of the stored bytes of one chunk of ``array``; ``None`` if its file is missing."""
+    try:
+        return google_crc32c.value(_chunk_file(root, array, coords).read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+def _array_checksums(root: Path, array: zarr.Array) -> list[int | None]:
+    return [_file_checksum(root, array, coords) for coords in np.ndindex(array.cdata_shape)]
+
+
+def _grid_chunk(array: zarr.Array, combo: int, chunk: int) -> tuple[int, ...]:
+    """Zarr chunk coordinates of engine chunk ``chunk`` of combination ``combo`` (per-point dims are whole)."""
+    return (combo, chunk, *(0,) * (array.ndim - 2))
+
+
+def _damage(found: int | None, recorded: int) -> str | None:
+    if found is None:
+        return "file missing"
+    return None if found == recorded else "fails its checksum"
+
+
+def damaged_chunks(group: zarr.Group, path: Path, ids: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
+    """Of the chunks ``ids`` (recorded done), those whose stored files differ from their checksums: what is wrong."""
+    names = _array(group, path, CHECKSUMS).attrs["variables"]
+    recorded = _read(group, path, CHECKSUMS)
+    arrays = [_array(group, path, name) for name in names]
+
+    def check(ids: tuple[int, int]) -> list[str]:
+        combo, chunk = ids
+        found = [_file_checksum(path, a, _grid_chunk(a, combo, chunk)) for a in arrays]
+        return [f"{name} {why}" for name, f, r in zip(names, found, recorded[combo, chunk]) if (why := _damage(f, r))]
+
+    with ThreadPoolExecutor(max_workers=VERIFIERS) as pool:  # file reads and CRC-32C release the GIL
+        return {ids: bad for ids, bad in zip(ids, pool.map(check, ids)) if bad}
+
+
+def check_coordinates(group: zarr.Group, path: Path) -> None:
+    """Refuse a store whose coordinate files differ from the checksums recorded when it was created."""
+    for name, recorded in group.attrs[COORD_CHECKSUMS_ATTR].items():
+        array = _array(group, path, name)
+        for coords, found, expected in zip(np.ndindex(array.cdata_shape), _array_checksums(path, array), recorded):
+            if why := _damage(found, expected):
+                raise StoreError(f"{path} is damaged: chunk {coords} of coordinate {name} {why} (delete the store and rerun)")
 
 
 def check_fingerprint(group: zarr.Group, path: Path, expected: str) -> None:
@@ -173,9 +263,9 @@ def check_fingerprint(group: zarr.Group, path: Path, expected: str) -> None:
         )
 
 
-def done_chunks(group: zarr.Group) -> np.ndarray:
-    """``done[combo, chunk]``: whether each chunk's data are in the store."""
-    return group[DONE][...].astype(bool)
+def done_chunks(group: zarr.Group, path: Path) -> np.ndarray:
+    """``done[combo, chunk]``: whether each chunk's data are recorded as written."""
+    return _read(group, path, DONE).astype(bool)
 
 
 def stream_grid(
@@ -193,37 +283,43 @@ def stream_grid(
     """Evaluate shard ``shard`` of ``num_shards`` of ``grid`` into the Zarr store at ``path``, chunk by chunk.
 
     Creates the store if needed; chunks already recorded as done are skipped, so rerunning an interrupted command
-    finishes the store, and the result is the same whatever was interrupted. ``identity`` (the run's config as
-    text) must match the store's.
+    finishes the store, and the result is the same whatever was interrupted. A recorded chunk whose files fail
+    verification is recomputed. ``identity`` (the run's config as text) must match the store's, which is checked
+    before anything is traced or compiled.
     """
     path = Path(path)
     studies = [choice_study(make_study, grid, choices) for choices in categorical_choices(grid)]
     layout = grid_layout(grid, studies[0], chunk_size)
-    root_key = jax.random.key(seed)
-    runs = [chunk_evaluator(study, grid, choice_key(root_key, i), layout.points) for i, study in enumerate(studies)]
     expected = fingerprint(identity, layout)
     if not path.exists():
-        shapes = output_shapes(studies[0], grid)
-        template = _template(grid, studies[0], layout, shapes)
+        template = _template(grid, studies[0], layout, output_shapes(studies[0], grid))
         create_store(path, template, {**attrs, LAYOUT_ATTR: layout.to_json(), FINGERPRINT_ATTR: expected})
     group = _open_group(path, mode="r+")
     check_fingerprint(group, path, expected)
-    done = done_chunks(group)
+    done = done_chunks(group, path)
     mine = layout.chunk_ids(shard, num_shards)
-    todo = [(combo, chunk) for combo, chunk in mine if not done[combo, chunk]]
+    damaged = damaged_chunks(group, path, [ids for ids in mine if done[ids]])
+    arrays = {name: array.with_config({"write_empty_chunks": True}) for name, array in group.arrays()}
+    if damaged:
+        print(f"qkdjax: {path}: recomputing {_listed(_describe_damaged(layout, damaged))}", file=sys.stderr)
+        for ids in damaged:
+            arrays[DONE][ids] = 0  # done again only once rewritten and checksummed
+    todo = [ids for ids in mine if not done[ids] or ids in damaged]
     total, left = (sum(layout.points_in(chunk) for _, chunk in ids) for ids in (mine, todo))
-    arrays = {name: array for name, array in group.arrays()}
+    names = arrays[CHECKSUMS].attrs["variables"]
+    root_key = jax.random.key(seed)
     # Chunks are compressed and written by threads while the device computes the next ones; at most WRITERS
     # chunks wait on the host, so memory stays bounded.
     with progress_bar(total, initial=total - left) as progress, ThreadPoolExecutor(max_workers=WRITERS) as writer:
         written, pending = len(mine) - len(todo), collections.deque()
         for combo in sorted({combo for combo, _ in todo}):
+            run = chunk_evaluator(studies[combo], grid, choice_key(root_key, combo), layout.points)
             chunks = [chunk for c, chunk in todo if c == combo]
             starts = [chunk * layout.points for chunk in chunks]
-            for chunk, (start, metrics) in zip(chunks, stream_chunks(runs[combo], starts, layout.points, layout.total)):
+            for chunk, (start, metrics) in zip(chunks, stream_chunks(run, starts, layout.points, layout.total)):
                 if len(pending) == WRITERS:
                     pending.popleft().result()
-                pending.append(writer.submit(write_chunk, arrays, combo, chunk, start, metrics))
+                pending.append(writer.submit(write_chunk, path, arrays, names, combo, chunk, start, metrics))
                 written += 1
                 progress.set_postfix_str(f"chunks {written}/{len(mine)}", refresh=False)
                 progress.update(layout.points_in(chunk))
@@ -232,19 +328,32 @@ def stream_grid(
     return path
 
 
-def write_chunk(arrays: Mapping[str, zarr.Array], combo: int, chunk: int, start: int, metrics: Mapping[str, np.ndarray]) -> None:
-    """Write one chunk's metrics into its region, then record it as done (a kill between leaves it to redo)."""
+def write_chunk(
+    root: Path, arrays: Mapping[str, zarr.Array], names: list[str], combo: int, chunk: int, start: int, metrics: Mapping[str, np.ndarray]
+) -> None:
+    """Write one chunk's metrics into its region, then the checksums of their files, then record it as done.
+
+    A kill before the done mark leaves the chunk to redo (Zarr writes each file whole: a temporary file, renamed).
+    """
     for name, values in metrics.items():
         arrays[name][combo, start : start + len(values)] = values
+    arrays[CHECKSUMS][combo, chunk] = [_file_checksum(root, arrays[n], _grid_chunk(arrays[n], combo, chunk)) for n in names]
     arrays[DONE][combo, chunk] = 1
 
 
-def missing_chunks(path: str | os.PathLike) -> list[str]:
-    """The runs of consecutive chunks of the store at ``path`` whose data are not written, described for a message."""
-    group = _open_group(Path(path))
-    layout = Layout.from_json(group.attrs[LAYOUT_ATTR])
+def _listed(items: list[str], limit: int = 20) -> str:
+    return "; ".join(items[:limit]) + (f"; ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _describe_damaged(layout: Layout, damaged: Mapping[tuple[int, int], list[str]]) -> list[str]:
+    """``chunk 3 (points 480-639) of protocol.decoy=infinite (key_rate file missing)`` for each damaged chunk."""
+    return [f"{layout.describe(combo, chunk, chunk)} ({', '.join(bad)})" for (combo, chunk), bad in sorted(damaged.items())]
+
+
+def _missing_runs(layout: Layout, done: np.ndarray) -> list[str]:
+    """The runs of consecutive chunks not recorded as done, described for a message."""
     runs: list[list[int]] = []  # [combo, first chunk, last chunk]
-    for combo, chunk in np.argwhere(~done_chunks(group)).tolist():
+    for combo, chunk in np.argwhere(~done).tolist():
         if runs and runs[-1][0] == combo and runs[-1][2] == chunk - 1:
             runs[-1][2] = chunk
         else:
@@ -252,27 +361,54 @@ def missing_chunks(path: str | os.PathLike) -> list[str]:
     return [layout.describe(*run) for run in runs]
 
 
+def missing_chunks(path: str | os.PathLike) -> list[str]:
+    """The runs of consecutive chunks of the store at ``path`` whose data are not written, described for a message."""
+    path = Path(path)
+    group = _open_group(path)
+    return _missing_runs(Layout.from_json(group.attrs[LAYOUT_ATTR]), done_chunks(group, path))
+
+
+def verify_store(path: str | os.PathLike, *, allow_incomplete: bool = False) -> None:
+    """Check the store at ``path``: coordinates and every recorded chunk against their checksums, and (unless
+    ``allow_incomplete``) that every chunk is recorded. Raises ``StoreError`` naming what is missing or damaged."""
+    path = Path(path)
+    group = _open_group(path)
+    layout = Layout.from_json(group.attrs[LAYOUT_ATTR])
+    check_coordinates(group, path)
+    done = done_chunks(group, path)
+    problems = []
+    if missing := ([] if allow_incomplete else _missing_runs(layout, done)):
+        problems.append(f"lacks {_listed(missing)}")
+    if damaged := damaged_chunks(group, path, [tuple(ids) for ids in np.argwhere(done).tolist()]):
+        problems.append(f"has damaged {_listed(_describe_damaged(layout, damaged))}")
+    if problems:
+        redo = " (a rerun recomputes damaged chunks)" if damaged else ""
+        raise StoreError(f"{path} {' and '.join(problems)}: rerun the shards that write them{redo}")
+
+
 def finalize(path: str | os.PathLike) -> Path:
-    """Check that every chunk of the store is written and consolidate its metadata. Raises ``StoreError``."""
-    missing = missing_chunks(path)
-    if missing:
-        listed = "; ".join(missing[:20]) + (f"; ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
-        raise StoreError(f"{path} lacks {listed} (rerun the shards that write them)")
+    """Verify every chunk of the store (``verify_store``) and consolidate its metadata. Raises ``StoreError``."""
+    verify_store(path)
+    return consolidate(path)
+
+
+def consolidate(path: str | os.PathLike) -> Path:
+    """Consolidate the metadata of a verified store (so readers open it with one read)."""
     with warnings.catch_warnings():  # consolidated metadata is a Zarr v3 extension that zarr-python warns about
         warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
         zarr.consolidate_metadata(path)
     return Path(path)
 
 
-def open_store(path: str | os.PathLike, *, allow_incomplete: bool = False) -> xr.Dataset:
-    """The labelled N-d cube of a Zarr store, lazily (Dask): dims as in the netCDF cube, nothing loaded.
+def open_store(path: str | os.PathLike, *, allow_incomplete: bool = False, verify: bool = True) -> xr.Dataset:
+    """The labelled N-d cube of a Zarr store, lazily (Dask): dims as in the netCDF cube, no data loaded.
 
-    Refuses an incomplete store (its missing chunks would read as NaN) unless ``allow_incomplete``.
+    First verifies the store (``verify_store``: reads every chunk's compressed bytes, not decoded) unless
+    ``verify=False`` (a store just verified). Refuses an incomplete store (its missing chunks would read as NaN)
+    unless ``allow_incomplete``, and a damaged one always.
     """
-    if not allow_incomplete:
-        missing = missing_chunks(path)
-        if missing:
-            raise StoreError(f"{path} is incomplete (it lacks {missing[0]}{' and more' if len(missing) > 1 else ''}): see qkdjax finalize")
+    if verify:
+        verify_store(path, allow_incomplete=allow_incomplete)
     with warnings.catch_warnings():  # a shard's store is read before finalize consolidates it
         warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -282,7 +418,7 @@ def open_store(path: str | os.PathLike, *, allow_incomplete: bool = False) -> xr
     cat_shape = tuple(len(values) for _, values, _ in layout.categorical)
     variables = {}
     for name, var in flat.data_vars.items():
-        if name == DONE:
+        if name in (DONE, CHECKSUMS):
             continue
         extra = var.dims[2:]
         data = var.data.reshape(cat_shape + layout.shape + var.shape[2:])
@@ -290,4 +426,6 @@ def open_store(path: str | os.PathLike, *, allow_incomplete: bool = False) -> xr
     coords = {name: xr.Variable(name, np.asarray(values, dtype=object), attrs) for name, values, attrs in layout.categorical}
     coords |= {name: flat[name].variable for name in flat.coords}
     attrs = {k: v for k, v in flat.attrs.items() if k not in _INTERNAL_ATTRS}
-    return xr.Dataset(variables, coords=coords, attrs=attrs)
+    cube = xr.Dataset(variables, coords=coords, attrs=attrs)
+    cube.encoding["source"] = str(path)
+    return cube

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
 
@@ -69,3 +70,17 @@ def evaluate(values: dict, decoy: str = "vacuum_weak") -> dict:
     keys = jax.random.split(jax.random.key(0), flat["link.distance_km"].size)
     out = jax.vmap(study)(flat, keys)
     return {k: np.asarray(v).reshape(shape) for k, v in out.items()}
+
+
+def refused(capsys, *argv: str) -> str:
+    """Run ``qkdjax *argv`` in-process; assert it fails as promised (exit 2, one line on stderr, nothing on stdout)."""
+    from qkdjax.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2, captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("qkdjax: error: ")
+    return line

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import run_cli
+from conftest import refused, run_cli
 
 import qkdjax
 from qkdjax import analysis, plots
@@ -122,9 +122,9 @@ def test_report_command_in_a_subprocess(cubes, tmp_path):
 
 def test_not_a_cube_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "bad.nc").write_text("not netCDF")
-    with pytest.raises(SystemExit):
-        main(["report", str(tmp_path / "bad.nc"), "--out", str(tmp_path)])
-    assert "cannot read" in capsys.readouterr().err
+    assert f"{tmp_path / 'bad.nc'} is not a readable netCDF file" in refused(
+        capsys, "report", str(tmp_path / "bad.nc"), "--out", str(tmp_path)
+    )
 
 
 def test_plots_label_axes_from_attrs(cubes):

@@ -1,17 +1,20 @@
 """Zarr cubes: streamed chunk by chunk, resumable after a kill, shardable into one store, opened lazily."""
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import dask.array
+import jax
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from conftest import run_cli
+from conftest import refused, run_cli
 
 import qkdjax
 from qkdjax.config import ConfigError
@@ -78,12 +81,23 @@ def test_rerun_of_a_finished_store_computes_nothing(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in key_rate.rglob("*")} == before
 
 
-def test_resuming_with_another_config_is_refused(tmp_path):
+def test_resuming_with_another_config_is_refused_before_compiling(tmp_path):
     zarr_run(tmp_path)
-    with pytest.raises(StoreError, match=r"cube\.zarr holds another run's results"):
-        zarr_run(tmp_path, "detector.efficiency=[0.1,0.3]")
-    with pytest.raises(StoreError, match="another run's results"):
-        zarr_run(tmp_path, "sweep.chunk_size=320")
+    compiled = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        with pytest.raises(StoreError, match=r"cube\.zarr holds another run's results"):
+            zarr_run(tmp_path, "detector.efficiency=[0.1,0.3]")
+        with pytest.raises(StoreError, match="another run's results"):
+            zarr_run(tmp_path, "sweep.chunk_size=320")
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiled == []
 
 
 def test_shards_fill_one_store_and_finalize_lists_what_is_missing(tmp_path, in_memory):
@@ -96,7 +110,7 @@ def test_shards_fill_one_store_and_finalize_lists_what_is_missing(tmp_path, in_m
     ]
     with pytest.raises(StoreError, match=r"lacks chunks 5-7 \(points 800-1219\) of protocol.decoy=infinite; chunks 0-1"):
         finalize(store)
-    with pytest.raises(StoreError, match="incomplete"):
+    with pytest.raises(StoreError, match=r"lacks chunks 5-7 \(points 800-1219\)"):
         qkdjax.open_cube(store)
     zarr_run(tmp_path, "sweep.num_shards=3", "sweep.shard=1")
     assert finalize(store) == store
@@ -172,13 +186,14 @@ def test_shards_as_an_array_of_jobs_through_the_submitit_launcher(tmp_path, in_m
     assert_same_values(qkdjax.open_cube(store).load(), in_memory)
 
 
-def test_finalize_command_lists_missing_chunks_and_exits_2(tmp_path):
+def test_finalize_command_checks_every_store_before_consolidating_any(tmp_path, capsys):
     zarr_run(tmp_path, "sweep.num_shards=2", "sweep.shard=1")
     zarr_run(tmp_path, name="complete")
-    result = run_cli("finalize", str(tmp_path / "complete.zarr"), str(tmp_path / "cube.zarr"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stdout.strip() == str(tmp_path / "complete.zarr")
-    assert "cube.zarr lacks chunks 0-7 (points 0-1219) of protocol.decoy=infinite (rerun the shards" in result.stderr
+    complete = tmp_path / "complete.zarr" / "zarr.json"
+    before = complete.read_bytes()
+    line = refused(capsys, "finalize", str(complete.parent), str(tmp_path / "cube.zarr"))
+    assert "cube.zarr lacks chunks 0-7 (points 0-1219) of protocol.decoy=infinite: rerun the shards" in line
+    assert complete.read_bytes() == before  # the good store is not consolidated either
 
 
 def test_slurm_launcher_preset_composes_with_its_fields():
@@ -203,3 +218,54 @@ def test_merge_combines_zarr_stores_of_a_multirun(tmp_path):
     assert list(merged.detector.values) == ["ingaas_apd", "snspd"]
     expected = qkdjax.run("link.distance_km=[10,20]", "detector=snspd").key_rate
     np.testing.assert_array_equal(merged.key_rate.sel(detector="snspd", drop=True).values, expected.values)
+
+
+# Damage done to a finished store: (file under the store, what is done to it, what finalize says of it).
+DAMAGE = {
+    "truncated": ("key_rate/c/1/3", lambda f: f.write_bytes(f.read_bytes()[:50]), "chunk 3 (points 480-639) of protocol.decoy=vacuum_weak (key_rate fails its checksum)"),
+    "altered": ("qber/c/0/7", lambda f: f.write_bytes(f.read_bytes()[:-1] + b"x"), "chunk 7 (points 1120-1219) of protocol.decoy=infinite (qber fails its checksum)"),
+    "deleted": ("gain/c/0/0", lambda f: f.unlink(), "chunk 0 (points 0-159) of protocol.decoy=infinite (gain file missing)"),
+    "coordinate": ("link.distance_km/c/0", lambda f: f.unlink(), "chunk (0,) of coordinate link.distance_km file missing"),
+    "done mark": ("chunk_done/c/1/2", lambda f: f.write_bytes(b"\x00\x01"), "is damaged: its chunk_done array cannot be read"),
+    "array metadata": ("key_rate/zarr.json", lambda f: f.unlink(), "its array key_rate cannot be opened"),
+    "store metadata": ("zarr.json", lambda f: f.write_bytes(b"{not json"), "is damaged: its metadata cannot be read"),
+    "not a store": ("zarr.json", lambda f: f.unlink(), "is not a qkdjax Zarr store"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("finished")
+    zarr_run(folder)
+    return folder / "cube.zarr"
+
+
+def damaged_copy(finished_store, tmp_path, damage):
+    store = tmp_path / "cube.zarr"
+    shutil.copytree(finished_store, store)
+    file, harm, _ = DAMAGE[damage]
+    harm(store / file)
+    return store
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_store_is_named_in_one_line_and_never_read(finished_store, tmp_path, capsys, damage):
+    store = damaged_copy(finished_store, tmp_path, damage)
+    files = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    message = DAMAGE[damage][2]
+    assert message in refused(capsys, "finalize", str(store))
+    assert message in refused(capsys, "report", str(store), "--out", str(tmp_path / "report"))
+    assert message in refused(capsys, "merge", str(store), str(finished_store), "--out", str(tmp_path / "m.nc"))
+    with pytest.raises(StoreError, match=re.escape(message)):
+        qkdjax.open_cube(store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.zarr"]  # no report, no merged cube
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == files  # not consolidated
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered", "deleted"])
+def test_a_resume_recomputes_damaged_chunks_to_the_same_values(finished_store, tmp_path, in_memory, damage, capsys):
+    store = damaged_copy(finished_store, tmp_path, damage)
+    cube = zarr_run(tmp_path)
+    assert f"recomputing {DAMAGE[damage][2]}" in capsys.readouterr().err
+    assert_same_values(cube.load(), in_memory)
+    assert_same_values(qkdjax.open_cube(store).load(), in_memory)
