@@ -120,7 +120,7 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
         return _stream(make_study, grid, settings, cfg, hydra_cfg)
     if settings.num_shards > 1:
         raise ConfigError(f"sweep.num_shards = {settings.num_shards} writes a shared store: run with write=True")
-    cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
+    cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed, common_keys=settings.common_random_numbers)
     cube.attrs.update(provenance(cfg, hydra_cfg))
     if not write:
         return cube, None
@@ -139,6 +139,7 @@ def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) 
         path,
         chunk_size=settings.chunk_size,
         seed=settings.seed,
+        common_keys=settings.common_random_numbers,
         attrs=provenance(cfg, hydra_cfg),
         identity=run_identity(cfg),
         shard=settings.shard,

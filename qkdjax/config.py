@@ -90,6 +90,7 @@ class Settings:
     num_shards: int
     trials: int
     keep_trials: bool
+    common_random_numbers: bool  # every grid point and option draws the same random streams per trial
     supply_horizon_h: float
     supply_steps: int
     optimizer: Optimizer | None = None
@@ -361,6 +362,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
     if step_s > horizon_h * 3600.0:
         raise ConfigError(f"supply.time_step_s = {step_s:g} is longer than supply.horizon_h = {horizon_h:g} h")
     keep_trials = _boolean("montecarlo.keep_trials", cfg.montecarlo.keep_trials)
+    common_random_numbers = _boolean("montecarlo.common_random_numbers", cfg.montecarlo.common_random_numbers)
     return Settings(
         optimizer=parse_optimizer(cfg.optimize),
         inverse=parse_inverse(cfg.inverse),
@@ -373,6 +375,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         num_shards=num_shards,
         trials=_integer("montecarlo.trials", cfg.montecarlo.trials, 0),
         keep_trials=keep_trials,
+        common_random_numbers=common_random_numbers,
         supply_horizon_h=float(horizon_h),
         supply_steps=round(horizon_h * 3600.0 / step_s),
     )

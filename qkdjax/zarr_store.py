@@ -184,6 +184,7 @@ def stream_grid(
     *,
     chunk_size: int,
     seed: int,
+    common_keys: bool = True,
     attrs: Mapping[str, str],
     identity: str,
     shard: int = 0,
@@ -199,7 +200,9 @@ def stream_grid(
     studies = [choice_study(make_study, grid, choices) for choices in categorical_choices(grid)]
     layout = grid_layout(grid, studies[0], chunk_size)
     root_key = jax.random.key(seed)
-    runs = [chunk_evaluator(study, grid, choice_key(root_key, i), layout.points) for i, study in enumerate(studies)]
+    runs = [
+        chunk_evaluator(study, grid, choice_key(root_key, i, common_keys), layout.points, common_keys) for i, study in enumerate(studies)
+    ]
     expected = fingerprint(identity, layout)
     if not path.exists():
         shapes = output_shapes(studies[0], grid)

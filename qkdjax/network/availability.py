@@ -64,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, ndtri
 
+from qkdjax.montecarlo.estimates import mean_estimate, probability_estimate
 from qkdjax.parameters import Range
 
 SECONDS_PER_HOUR = 3600.0
@@ -100,13 +101,20 @@ class SupplyTrial(NamedTuple):
 
 
 class SupplySummary(NamedTuple):
-    """Trials of one network reduced to the statistics a planner reads."""
+    """Trials of one network reduced to the statistics a planner reads, each estimate with its precision: the
+    standard error of a mean, the 95 % Wilson interval of a probability (``qkdjax.montecarlo.estimates``)."""
 
     availability_mean: jax.Array
+    availability_mean_stderr: jax.Array
     demand_met_probability: jax.Array
+    demand_met_probability_ci_low: jax.Array
+    demand_met_probability_ci_high: jax.Array
     unserved_bits_mean: jax.Array
+    unserved_bits_mean_stderr: jax.Array
     unserved_fraction_mean: jax.Array
+    unserved_fraction_mean_stderr: jax.Array
     longest_starvation_h_mean: jax.Array
+    longest_starvation_h_mean_stderr: jax.Array
     longest_starvation_h_q95: jax.Array
     first_starvation_h_quantiles: jax.Array  # [3] at FIRST_STARVATION_QUANTILES
 
@@ -343,11 +351,11 @@ def simulate_supply(
 def summarise(trials: SupplyTrial) -> SupplySummary:
     """Statistics over the leading (trial) axis of ``trials``."""
     return SupplySummary(
-        availability_mean=trials.availability.mean(0),
-        demand_met_probability=trials.demand_met.mean(0, dtype=jnp.float64),
-        unserved_bits_mean=trials.unserved_bits.mean(0),
-        unserved_fraction_mean=trials.unserved_fraction.mean(0),
-        longest_starvation_h_mean=trials.longest_starvation_h.mean(0),
+        **mean_estimate("availability_mean", trials.availability),
+        **probability_estimate("demand_met_probability", trials.demand_met),
+        **mean_estimate("unserved_bits_mean", trials.unserved_bits),
+        **mean_estimate("unserved_fraction_mean", trials.unserved_fraction),
+        **mean_estimate("longest_starvation_h_mean", trials.longest_starvation_h),
         longest_starvation_h_q95=jnp.quantile(trials.longest_starvation_h, 0.95, axis=0),
         first_starvation_h_quantiles=jnp.quantile(trials.first_starvation_h, jnp.asarray(FIRST_STARVATION_QUANTILES), axis=0),
     )
