@@ -52,6 +52,15 @@ and the store start ``initial_fill`` full.
 Keys: ``start_key, step_key = split(key)``; the start draws from ``start_key``; each step draws one uniform (for
 the one state change it may make, see 1.), ``K`` steps at a time from ``fold_in(step_key, chunk index)``, ``K``
 the largest divisor of ``n_steps`` up to 64.
+
+Common random numbers: with the same key, what is monotone. Failures and repairs do not depend on the key
+demand, the rates or the buffers, so those see the same component states step by step: the demand-met
+probability cannot rise with the demand. Every duration is the inverse CDF of its uniform (Weibull ``eta
+E^(1/k)``, exponential ``MTTR E``, lognormal ``MTTR exp(sigma Z - sigma^2 / 2)``), and the start state is ``u (1
++ MTTR / MTBF) < 1``: each duration grows with its mean, and a longer MTBF never turns an up start down. The
+states at a given time are not monotone (a longer up time shifts every later outage), and components share the
+step stream (one uniform per step, for whichever changes), so designs with other components (node counts,
+paths) share the start draws of the components they have in common but not their later durations.
 """
 
 from __future__ import annotations
