@@ -227,7 +227,7 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
     use_compile_cache(settings.compile_cache_dir)
     if write and settings.output_format == "zarr":
         return _stream(make_study, grid, settings, cfg, hydra_cfg)
-    cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed)
+    cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed, common_keys=settings.common_random_numbers)
     cube.attrs.update(provenance(cfg, hydra_cfg))
     if not write:
         return cube, None
@@ -245,6 +245,7 @@ def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) 
         path,
         chunk_size=settings.chunk_size,
         seed=settings.seed,
+        common_keys=settings.common_random_numbers,
         attrs=provenance(cfg, hydra_cfg),
         identity=run_identity(cfg),
         shard=settings.shard,

@@ -98,6 +98,7 @@ class Settings:
     num_shards: int
     trials: int
     keep_trials: bool
+    common_random_numbers: bool  # every grid point and option draws the same random streams per trial
     supply_horizon_h: float
     supply_steps: int
     compile_cache_dir: str | None = None  # JAX's persistent compilation cache; None: off
@@ -429,6 +430,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
     supply_steps = round(horizon_h * 3600.0 / step_s)
     _at_most("supply.horizon_h / supply.time_step_s", supply_steps)
     keep_trials = _boolean("montecarlo.keep_trials", cfg.montecarlo.keep_trials)
+    common_random_numbers = _boolean("montecarlo.common_random_numbers", cfg.montecarlo.common_random_numbers)
     return Settings(
         compile_cache_dir=_compile_cache_dir(cfg.compile_cache),
         optimizer=parse_optimizer(cfg.optimize),
@@ -442,6 +444,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         num_shards=num_shards,
         trials=_integer("montecarlo.trials", cfg.montecarlo.trials, 0),
         keep_trials=keep_trials,
+        common_random_numbers=common_random_numbers,
         supply_horizon_h=float(horizon_h),
         supply_steps=supply_steps,
     )

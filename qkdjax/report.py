@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from qkdjax import analysis, plots
+from qkdjax.montecarlo.estimates import Z_95
 from qkdjax.units import units_of
 
 MAX_ROWS = 24
@@ -175,6 +176,28 @@ def availability_answers(cube: xr.Dataset, probability: float) -> Iterator[str]:
         yield markdown_table(analysis.largest_demand_met(cube, probability))
 
 
+def interval_text(cube: xr.Dataset, name: Hashable) -> xr.DataArray:
+    """Monte Carlo estimate ``name`` as text with its 95 % interval, ``value [low, high]``: the Wilson interval
+    ``name_ci_low``, ``name_ci_high`` of a probability, ``value -+ 1.96 name_stderr`` of a mean."""
+    value = cube[name]
+    if f"{name}_ci_low" in cube:
+        low, high = cube[f"{name}_ci_low"], cube[f"{name}_ci_high"]
+    else:
+        low, high = value - Z_95 * cube[f"{name}_stderr"], value + Z_95 * cube[f"{name}_stderr"]
+    text = np.vectorize(lambda v, lo, hi: f"{_format(v)} [{_format(lo)}, {_format(hi)}]", otypes=[object])
+    return value.copy(data=text(value.values, low.transpose(*value.dims).values, high.transpose(*value.dims).values))
+
+
+def estimate_answers(cube: xr.Dataset) -> Iterator[str]:
+    """Every Monte Carlo probability and mean with its 95 % interval."""
+    names = [n for n in cube.data_vars if f"{n}_ci_low" in cube or f"{n}_stderr" in cube]
+    if names:
+        yield "\n### Monte Carlo estimates with 95 % intervals\n"
+        yield "Probabilities with their Wilson score interval, means with +- 1.96 standard errors.\n"
+    for name in names:
+        yield markdown_table(interval_text(cube, name)) + "\n"
+
+
 def optimum_answers(cube: xr.Dataset) -> Iterator[str]:
     """Cubes of optimised studies: the optimal parameters' ranges, the gain over the configured ones, convergence;
     and the answers of the inverse questions (``min.*``/``max.*``) the study solved at every point."""
@@ -273,7 +296,7 @@ def summary_lines(cube: xr.Dataset, target: float, probability: float) -> list[s
     lines = ["", "## Headline answers", "", f"Key-rate target: {target:g} bit/s; demand probability: {probability:g}.", ""]
     for answers in (
         best_design(cube), plob_answers(cube), optimum_answers(cube), reach_answers(cube, target), required_answers(cube, target),
-        option_answers(cube), bottleneck_answers(cube), availability_answers(cube, probability),
+        option_answers(cube), bottleneck_answers(cube), availability_answers(cube, probability), estimate_answers(cube),
     ):  # fmt: skip
         lines.extend(answers)
     return lines

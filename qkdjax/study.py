@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qkdjax import optimize, parameters
+from qkdjax.montecarlo.estimates import mean_estimate, probability_estimate
 from qkdjax.montecarlo.fluctuations import sample_block
 from qkdjax.network import availability
 from qkdjax.parameters import MAX_PATHS, MAX_TRUSTED_NODES, FibreLink, StudyParams, build_params, replace_values
@@ -52,10 +53,25 @@ FINITE_KEY_OUTPUTS: Mapping[str, Output] = {
 }
 
 
+def stderr_output(name: str, units: str, long_name: str) -> dict[str, Output]:
+    """``name_stderr``: the standard error of the Monte Carlo mean ``name`` (``qkdjax.montecarlo.estimates``)."""
+    return {f"{name}_stderr": Output(units, f"standard error of the {long_name} (std / sqrt(trials); 95 % interval: +- 1.96 stderr)")}
+
+
+def probability_outputs(name: str, long_name: str) -> dict[str, Output]:
+    """A Monte Carlo probability ``name`` and its 95 % Wilson score interval ``name_ci_low``, ``name_ci_high``."""
+    return {
+        name: Output("1", long_name),
+        f"{name}_ci_low": Output("1", f"low end of the 95 % Wilson score interval of the {long_name}"),
+        f"{name}_ci_high": Output("1", f"high end of the 95 % Wilson score interval of the {long_name}"),
+    }
+
+
 def summary_outputs(name: str, units: str, long_name: str) -> dict[str, Output]:
-    """Mean, standard deviation and quantiles of a Monte Carlo quantity."""
+    """Mean (and its standard error), standard deviation and quantiles of a Monte Carlo quantity."""
     return {
         f"{name}_mean": Output(units, f"mean {long_name} over Monte Carlo trials"),
+        **stderr_output(f"{name}_mean", units, f"mean {long_name}"),
         f"{name}_std": Output(units, f"standard deviation of the {long_name} over Monte Carlo trials"),
         f"{name}_quantile": Output(units, f"quantiles of the {long_name} over Monte Carlo trials", ("quantile",)),
     }
@@ -64,13 +80,13 @@ def summary_outputs(name: str, units: str, long_name: str) -> dict[str, Output]:
 def summarise(name: str, values: jax.Array) -> dict[str, jax.Array]:
     """``summary_outputs(name, ...)`` of the trial values ``values``."""
     return {
-        f"{name}_mean": jnp.mean(values),
+        **mean_estimate(f"{name}_mean", values),
         f"{name}_std": jnp.std(values, ddof=1) if values.size > 1 else jnp.zeros(()),
         f"{name}_quantile": jnp.quantile(values, jnp.asarray(QUANTILES)),
     }
 
 
-ABORT_OUTPUT = {"abort_probability": Output("1", "probability that a block aborts (QBER above threshold or no key)")}
+ABORT_OUTPUT = probability_outputs("abort_probability", "probability that a block aborts (QBER above threshold or no key)")
 MONTECARLO_OUTPUTS: Mapping[str, Output] = {
     **summary_outputs("key_length", "bit", "secret key length per block"),
     **summary_outputs("key_rate", "bit/s", "secret key rate"),
@@ -114,13 +130,20 @@ CHAIN_OUTPUTS: Mapping[str, Output] = {
 }
 SUPPLY_OUTPUTS: Mapping[str, Output] = {
     "availability": Output("1", "fraction of time a relay path is up (mean over trials)"),
-    "demand_met_probability": Output("1", "probability that the demand is fully met over the horizon"),
+    **stderr_output("availability", "1", "availability (mean over trials of the fraction of time up)"),
+    **probability_outputs("demand_met_probability", "probability that the demand is fully met over the horizon"),
     "unserved_bits_mean": Output("bit", "expected demanded key not served over the horizon"),
+    **stderr_output("unserved_bits_mean", "bit", "expected unserved key"),
     "unserved_fraction_mean": Output("1", "expected fraction of the demand not served"),
+    **stderr_output("unserved_fraction_mean", "1", "expected unserved fraction"),
     "longest_starvation_h_mean": Output("h", "mean longest interval without enough key"),
+    **stderr_output("longest_starvation_h_mean", "h", "mean longest starvation"),
     "longest_starvation_h_q95": Output("h", "95 % quantile of the longest interval without enough key"),
     "first_starvation_h_quantile": Output("h", "quantiles of the time to the first starvation (horizon: never)", ("quantile",)),
 }
+# Trial t of a point draws from fold_in(key, t), and each random process of the trial from fold_in(that, its id):
+# adding a process shifts no other's stream, and a block and a pass draw their counts from the same stream.
+COUNTS_STREAM, FADING_STREAM = 0, 1
 PASS_TIME_STEPS = 128  # time steps per pass: 4 s for an 8-minute pass at 500 km
 PASS_OFFSETS = 16  # closest-approach offsets averaged over for the key per day
 
@@ -252,24 +275,30 @@ def point_key_rate(p: StudyParams) -> jax.Array:
     return finite_key_metrics(p)[0]["key_rate"]
 
 
+def trial_stream(key, trial, process: int) -> jax.Array:
+    """Key of random process ``process`` in trial ``trial``."""
+    return jax.random.fold_in(jax.random.fold_in(key, trial), process)
+
+
 def montecarlo_metrics(p: StudyParams, key, trials: int, keep_trials: bool, block: FiniteKeyEstimate) -> dict[str, jax.Array]:
     """Distribution of the key over ``trials`` sampled blocks like ``block``, each estimated as a deployed system
     would.
 
-    Trial ``t`` draws from ``fold_in(point_key, t)``: a point's trials do not depend on how the grid is chunked.
+    Trial ``t`` draws its counts from ``fold_in(fold_in(key, t), COUNTS_STREAM)``: with common random numbers
+    (one ``key`` for every point) the same stream wherever it is evaluated.
     """
     probs, gain, error_gain = block.probs, block.gain, block.error_gain
     pulses = jnp.round(block.pulses)
 
     def one_block(t):
-        observed = sample_block(jax.random.fold_in(key, t), pulses, p.protocol.p_key_basis, probs, gain, error_gain)
+        observed = sample_block(trial_stream(key, t, COUNTS_STREAM), pulses, p.protocol.p_key_basis, probs, gain, error_gain)
         return finite_key(observed, intensities(p.source), probs, p.protocol)
 
     blocks = jax.vmap(one_block)(jnp.arange(trials))
     metrics = {
         **summarise("key_length", blocks.key_length),
         **summarise("key_rate", blocks.key_length / pulses * p.source.rep_rate_hz),
-        "abort_probability": jnp.mean(blocks.aborted),
+        **probability_estimate("abort_probability", blocks.aborted),
     }
     if keep_trials:
         metrics |= {"trial_key_length": blocks.key_length, "trial_qber": blocks.qber_x}
@@ -355,7 +384,7 @@ def pass_montecarlo_metrics(p: StudyParams, key, trials: int, geometry) -> dict[
     statistics = jax.vmap(satellite.fading, (None, 0, None))(p.link, elevation_deg, table)  # shared by the trials
 
     def one_pass(t):
-        fading_key, counts_key = jax.random.split(jax.random.fold_in(key, t))
+        fading_key, counts_key = trial_stream(key, t, FADING_STREAM), trial_stream(key, t, COUNTS_STREAM)
         step_keys = jax.random.split(fading_key, elevation_deg.shape[0])
         channels = jax.vmap(satellite.faded_transmittance)(step_keys, statistics)
         pulses, gain, error_gain = pass_block(p, channels, step_s)
@@ -363,7 +392,7 @@ def pass_montecarlo_metrics(p: StudyParams, key, trials: int, geometry) -> dict[
         return finite_key(observed, intensities(p.source), probs, p.protocol)
 
     passes = jax.vmap(one_pass)(jnp.arange(trials))
-    return {**summarise("key_per_pass", passes.key_length), "abort_probability": jnp.mean(passes.aborted)}
+    return {**summarise("key_per_pass", passes.key_length), **probability_estimate("abort_probability", passes.aborted)}
 
 
 def hop_key_rate(p: StudyParams, hop_link, overrides=()) -> dict[str, jax.Array]:
@@ -426,15 +455,9 @@ def supply_metrics(p: StudyParams, key, trials: int, horizon_h: float, steps: in
         reliability(link.hop_mtbf_h, link.hop_mttr_h, shape[1]), reliability(link.node_mtbf_h, link.node_mttr_h, shape[1] - 1),
         link.store_bits, link.demand_bps, horizon_h, steps, trials=trials,
     )  # fmt: skip
-    return {
-        "availability": summary.availability_mean,
-        "demand_met_probability": summary.demand_met_probability,
-        "unserved_bits_mean": summary.unserved_bits_mean,
-        "unserved_fraction_mean": summary.unserved_fraction_mean,
-        "longest_starvation_h_mean": summary.longest_starvation_h_mean,
-        "longest_starvation_h_q95": summary.longest_starvation_h_q95,
-        "first_starvation_h_quantile": summary.first_starvation_h_quantiles,
-    }
+    renamed = {"availability_mean": "availability", "availability_mean_stderr": "availability_stderr"}
+    renamed |= {"first_starvation_h_quantiles": "first_starvation_h_quantile"}
+    return {renamed.get(name, name): value for name, value in summary._asdict().items()}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,10 @@ It knows nothing of physics. Numeric axes are flattened and evaluated by one ``j
 ``chunk_size`` points, the chunk's grid values being gathered on the device from its flat indices (nothing of
 grid size crosses from the host). Every chunk has the same shape, so a sweep compiles once per static choice;
 categorical axes loop over such sweeps. With several local devices each chunk is split evenly over them.
-Per-point random keys are ``fold_in(root, flat_index)``, so results do not depend on the chunk size or device
-count. ``stream_chunks`` hands chunks over one by one: the in-memory cube and the Zarr store (``zarr_store``)
+Random keys: with common random numbers (the default) every point of every categorical combination gets the
+root key itself, so a study's trial ``t`` sees the same random streams wherever it is evaluated; otherwise each
+point gets ``fold_in(root, flat_index)`` of its combination's root ``fold_in(root, combo_index)``. Either way a
+point's key depends on its place in the grid only, so results do not depend on the chunk size or device count. ``stream_chunks`` hands chunks over one by one: the in-memory cube and the Zarr store (``zarr_store``)
 are both filled from it.
 """
 
@@ -58,9 +60,10 @@ def point_key(root_key: jax.Array, index: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(root_key, index >> 32), index & 0xFFFFFFFF)
 
 
-@functools.partial(jax.jit, static_argnames=("study", "names", "shape", "chunk_size"))
-def evaluate_chunk(study, names, shape, chunk_size, start, axis_values, fixed, root_key) -> Metrics:
-    """Evaluate ``study`` on grid points ``start .. start + chunk_size`` (past the end: repeats of the last point)."""
+@functools.partial(jax.jit, static_argnames=("study", "names", "shape", "chunk_size", "common_keys"))
+def evaluate_chunk(study, names, shape, chunk_size, common_keys, start, axis_values, fixed, root_key) -> Metrics:
+    """Evaluate ``study`` on grid points ``start .. start + chunk_size`` (past the end: repeats of the last point),
+    each with ``root_key`` (``common_keys``) or its own ``point_key``."""
     total = math.prod(shape)
     flat_index = start + jnp.arange(chunk_size, dtype=jnp.int64)
     # int32 index arithmetic is twice as fast on CPU; grids past 2^31 points need int64.
@@ -69,7 +72,7 @@ def evaluate_chunk(study, names, shape, chunk_size, start, axis_values, fixed, r
     swept = {name: values[i] for name, values, i in zip(names, axis_values, grid_index)}
 
     def one_point(point_values, index):
-        return study({**fixed, **point_values}, point_key(root_key, index))
+        return study({**fixed, **point_values}, root_key if common_keys else point_key(root_key, index))
 
     return jax.vmap(one_point)(swept, flat_index)
 
@@ -87,7 +90,7 @@ def numeric_shape(grid: Grid) -> tuple[int, ...]:
     return tuple(len(a.values) for a in grid.numeric_axes)
 
 
-def chunk_evaluator(study: StudyLike, grid: Grid, root_key: jax.Array, points: int) -> Callable[[int], Metrics]:
+def chunk_evaluator(study: StudyLike, grid: Grid, root_key: jax.Array, points: int, common_keys: bool) -> Callable[[int], Metrics]:
     """``run(start)``: the metrics of (at least) the ``points`` grid points from flat index ``start``, dispatched async.
 
     With several local devices the chunk is split evenly over them: each device runs the one-device program on its
@@ -98,7 +101,7 @@ def chunk_evaluator(study: StudyLike, grid: Grid, root_key: jax.Array, points: i
     """
     devices = jax.local_devices()
     per_device = -(-points // (LANES * len(devices))) * LANES
-    run, inputs = _chunk_program(study, grid, root_key, per_device)
+    run, inputs = _chunk_program(study, grid, root_key, per_device, common_keys)
     if len(devices) == 1:
         return lambda start: run(jnp.int64(start), *inputs)
     placed = [jax.device_put(inputs, device) for device in devices]
@@ -111,16 +114,18 @@ def chunk_evaluator(study: StudyLike, grid: Grid, root_key: jax.Array, points: i
     return run_sharded
 
 
-def _chunk_program(study: StudyLike, grid: Grid, root_key: jax.Array, points: int) -> tuple[Callable[..., Metrics], tuple]:
+def _chunk_program(
+    study: StudyLike, grid: Grid, root_key: jax.Array, points: int, common_keys: bool
+) -> tuple[Callable[..., Metrics], tuple]:
     """``evaluate_chunk`` bound to ``study`` and the grid's static layout, and its array inputs."""
     names = tuple(a.name for a in grid.numeric_axes)
     inputs = (tuple(jnp.asarray(a.values) for a in grid.numeric_axes), {k: jnp.float64(v) for k, v in grid.fixed.items()}, root_key)
-    return functools.partial(evaluate_chunk, study, names, numeric_shape(grid), points), inputs
+    return functools.partial(evaluate_chunk, study, names, numeric_shape(grid), points, common_keys), inputs
 
 
 def output_shapes(study: StudyLike, grid: Grid) -> Metrics:
     """Shapes (``[points, *per-point dims]``) and dtypes of a chunk's metrics, without computing any."""
-    run, inputs = _chunk_program(study, grid, jax.random.key(0), LANES)
+    run, inputs = _chunk_program(study, grid, jax.random.key(0), LANES, common_keys=True)
     return jax.eval_shape(run, jnp.int64(0), *inputs)
 
 
@@ -153,7 +158,9 @@ def _to_host(start: int, metrics: Metrics, points: int, total: int) -> tuple[int
     return start, {name: np.asarray(value)[:n] for name, value in metrics.items()}
 
 
-def evaluate_numeric_grid(study: StudyLike, grid: Grid, root_key: jax.Array, chunk_size: int, progress: tqdm) -> dict[str, np.ndarray]:
+def evaluate_numeric_grid(
+    study: StudyLike, grid: Grid, root_key: jax.Array, chunk_size: int, common_keys: bool, progress: tqdm
+) -> dict[str, np.ndarray]:
     """All metrics of ``study`` over the numeric axes of ``grid``, as arrays shaped like those axes (+ per-point dims).
 
     ``chunk_size`` counts evaluations (points x Monte Carlo trials), which is what bounds memory.
@@ -161,7 +168,7 @@ def evaluate_numeric_grid(study: StudyLike, grid: Grid, root_key: jax.Array, chu
     shape = numeric_shape(grid)
     total = math.prod(shape)
     points = chunk_points(study, total, chunk_size)
-    run = chunk_evaluator(study, grid, root_key, points)
+    run = chunk_evaluator(study, grid, root_key, points, common_keys)
     results: dict[str, np.ndarray] = {}
     for start, metrics in stream_chunks(run, range(0, total, points), points, total):
         n = min(points, total - start)
@@ -184,9 +191,10 @@ def choice_study(make_study: StudyFactory, grid: Grid, choices: tuple[tuple[str,
     return make_study(tuple(grid.static.items()) + choices)
 
 
-def choice_key(root_key: jax.Array, combo_index: int) -> jax.Array:
-    """Root key of the numeric sweep of the ``combo_index``-th categorical combination."""
-    return jax.random.fold_in(root_key, combo_index)
+def choice_key(root_key: jax.Array, combo_index: int, common_keys: bool) -> jax.Array:
+    """Root key of the numeric sweep of the ``combo_index``-th categorical combination (``root_key`` itself with
+    ``common_keys``)."""
+    return root_key if common_keys else jax.random.fold_in(root_key, combo_index)
 
 
 def variable_attrs(output: Output) -> dict[str, str]:
@@ -198,11 +206,12 @@ def progress_bar(total: int, initial: int = 0) -> tqdm:
     return tqdm(total=total, initial=initial, unit="pt", unit_scale=True, disable=None, file=sys.stderr, desc="qkdjax")
 
 
-def run_grid(make_study: StudyFactory, grid: Grid, *, chunk_size: int, seed: int) -> xr.Dataset:
+def run_grid(make_study: StudyFactory, grid: Grid, *, chunk_size: int, seed: int, common_keys: bool = True) -> xr.Dataset:
     """Evaluate a study over every point of ``grid`` and return the labelled cube.
 
     ``make_study(choices)`` builds the (hashable) study for one combination of static choices; its ``outputs``
-    label the variables it returns.
+    label the variables it returns. ``common_keys``: every point gets the key of ``seed`` (common random
+    numbers), else a key of its own.
     """
     numeric_dims = [a.name for a in grid.numeric_axes]
     coords = {a.name: xr.Variable(a.name, a.values, dict(a.attrs)) for a in (*grid.numeric_axes, *grid.categorical_axes)}
@@ -211,7 +220,8 @@ def run_grid(make_study: StudyFactory, grid: Grid, *, chunk_size: int, seed: int
     with progress_bar(grid.size) as progress:
         for combo_index, choices in enumerate(categorical_choices(grid)):
             study = choice_study(make_study, grid, choices)
-            arrays = evaluate_numeric_grid(study, grid, choice_key(root_key, combo_index), chunk_size, progress)
+            key = choice_key(root_key, combo_index, common_keys)
+            arrays = evaluate_numeric_grid(study, grid, key, chunk_size, common_keys, progress)
             outputs = study.outputs
             cube = xr.Dataset({n: ([*numeric_dims, *outputs[n].dims], v, variable_attrs(outputs[n])) for n, v in arrays.items()})
             used = {d for n in arrays for d in outputs[n].dims}

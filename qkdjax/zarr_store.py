@@ -275,6 +275,7 @@ def stream_grid(
     *,
     chunk_size: int,
     seed: int,
+    common_keys: bool = True,
     attrs: Mapping[str, str],
     identity: str,
     shard: int = 0,
@@ -313,7 +314,7 @@ def stream_grid(
     with progress_bar(total, initial=total - left) as progress, ThreadPoolExecutor(max_workers=WRITERS) as writer:
         written, pending = len(mine) - len(todo), collections.deque()
         for combo in sorted({combo for combo, _ in todo}):
-            run = chunk_evaluator(studies[combo], grid, choice_key(root_key, combo), layout.points)
+            run = chunk_evaluator(studies[combo], grid, choice_key(root_key, combo, common_keys), layout.points, common_keys)
             chunks = [chunk for c, chunk in todo if c == combo]
             starts = [chunk * layout.points for chunk in chunks]
             for chunk, (start, metrics) in zip(chunks, stream_chunks(run, starts, layout.points, layout.total)):

@@ -29,6 +29,7 @@ BAD_INPUTS = [
     (["source.p_signal=1.2"], "source.p_signal = 1.2 is outside the allowed range (0, 1]"),
     (["detector.dark_count_prob=abc"], "detector.dark_count_prob = 'abc' is not a number"),
     (["protocol.decoy=two_decoys"], "protocol.decoy = 'two_decoys' is not one of: infinite, vacuum_weak, none"),
+    (["montecarlo.common_random_numbers=maybe"], "montecarlo.common_random_numbers = 'maybe' must be true or false"),
     (
         ["link.distanc_km=5"],
         "unknown config key 'link.distanc_km' (did you mean link.distance_km? link accepts, by link.type: fibre: attenuation_db_per_km, distance_km,",

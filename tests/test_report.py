@@ -87,6 +87,18 @@ def test_report_picks_figures_and_answers_from_the_dims(cubes, tmp_path, name, f
         assert headline in text
 
 
+def test_report_shows_every_monte_carlo_estimate_with_its_interval(cubes, tmp_path):
+    cube = qkdjax.open_cube(cubes["corridor"])
+    text = summary_of(cubes["corridor"], tmp_path).split("### Monte Carlo estimates with 95 % intervals")[1]
+    for name in ("availability", "demand_met_probability", "unserved_bits_mean", "unserved_fraction_mean", "longest_starvation_h_mean"):
+        assert f"| {name} [" in text
+    point = cube.sel({"link.trusted_nodes": 2.0, "link.demand_bps": 1e5})
+    p, low, high = (float(point[f"demand_met_probability{s}"]) for s in ("", "_ci_low", "_ci_high"))
+    assert low < high and f"| 1e+05 | 2 | {p:.4g} [{low:.4g}, {high:.4g}] |" in text
+    mean, stderr = float(point.unserved_fraction_mean), float(point.unserved_fraction_mean_stderr)
+    assert f"{mean:.4g} [{mean - 1.96 * stderr:.4g}, {mean + 1.96 * stderr:.4g}]" in text
+
+
 def test_report_numbers_agree_with_the_analysis(cubes, tmp_path):
     cube = qkdjax.open_cube(cubes["default"])
     text = summary_of(cubes["default"], tmp_path)

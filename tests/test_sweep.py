@@ -1,6 +1,8 @@
 """The sweep engine: cube layout, labels, provenance, determinism and compile-once behaviour."""
 
+import dataclasses
 import json
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +12,9 @@ import xarray as xr
 import yaml
 
 import qkdjax
+from qkdjax.config import Axis, Grid
 from qkdjax.study import ASYMPTOTIC_OUTPUTS as OUTPUTS
-from qkdjax.sweep import evaluate_chunk, point_key
+from qkdjax.sweep import Output, evaluate_chunk, point_key, run_grid
 
 
 def test_default_cube_layout_and_labels():
@@ -79,6 +82,33 @@ def test_point_keys_are_distinct_beyond_32_bits():
     keys = [point_key(root, jnp.int64(i)) for i in (0, 1, 2**32, 2**32 + 1)]
     data = {tuple(np.asarray(jax.random.key_data(k)).tolist()) for k in keys}
     assert len(data) == 4
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformDraw:
+    """A study that draws one uniform from its key and ignores its parameters."""
+
+    choices: tuple
+    outputs: ClassVar = {"u": Output("1", "a uniform")}
+    coords: ClassVar = {}
+    evaluations_per_point: ClassVar = 1
+
+    def __call__(self, values, key):
+        return {"u": jax.random.uniform(key) + 0.0 * values["x"]}
+
+
+DRAW_GRID = Grid({}, {}, (Axis("x", np.arange(21.0), {}),), (Axis("option", np.array(["a", "b", "c"], dtype=object), {}),))
+
+
+@pytest.mark.parametrize("common_keys", [True, False])
+def test_common_keys_give_every_point_and_option_the_same_key_and_otherwise_each_its_own(common_keys):
+    cube = run_grid(UniformDraw, DRAW_GRID, chunk_size=8, seed=3, common_keys=common_keys)
+    draws = cube.u.values.ravel()
+    assert len(np.unique(draws)) == (1 if common_keys else draws.size)
+    for chunk_size in (1, 1000):
+        other = run_grid(UniformDraw, DRAW_GRID, chunk_size=chunk_size, seed=3, common_keys=common_keys)
+        np.testing.assert_array_equal(other.u.values, cube.u.values)
+    assert not np.any(run_grid(UniformDraw, DRAW_GRID, chunk_size=8, seed=4, common_keys=common_keys).u.values == draws[0])
 
 
 def test_write_is_atomic_and_round_trips(tmp_path):

@@ -52,6 +52,15 @@ and the store start ``initial_fill`` full.
 Keys: ``start_key, step_key = split(key)``; the start draws from ``start_key``; each step draws one uniform (for
 the one state change it may make, see 1.), ``K`` steps at a time from ``fold_in(step_key, chunk index)``, ``K``
 the largest divisor of ``n_steps`` up to 64.
+
+Common random numbers: with the same key, what is monotone. Failures and repairs do not depend on the key
+demand, the rates or the buffers, so those see the same component states step by step: the demand-met
+probability cannot rise with the demand. Every duration is the inverse CDF of its uniform (Weibull ``eta
+E^(1/k)``, exponential ``MTTR E``, lognormal ``MTTR exp(sigma Z - sigma^2 / 2)``), and the start state is ``u (1
++ MTTR / MTBF) < 1``: each duration grows with its mean, and a longer MTBF never turns an up start down. The
+states at a given time are not monotone (a longer up time shifts every later outage), and components share the
+step stream (one uniform per step, for whichever changes), so designs with other components (node counts,
+paths) share the start draws of the components they have in common but not their later durations.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, ndtri
 
+from qkdjax.montecarlo.estimates import mean_estimate, probability_estimate
 from qkdjax.parameters import Range
 
 SECONDS_PER_HOUR = 3600.0
@@ -100,13 +110,20 @@ class SupplyTrial(NamedTuple):
 
 
 class SupplySummary(NamedTuple):
-    """Trials of one network reduced to the statistics a planner reads."""
+    """Trials of one network reduced to the statistics a planner reads, each estimate with its precision: the
+    standard error of a mean, the 95 % Wilson interval of a probability (``qkdjax.montecarlo.estimates``)."""
 
     availability_mean: jax.Array
+    availability_mean_stderr: jax.Array
     demand_met_probability: jax.Array
+    demand_met_probability_ci_low: jax.Array
+    demand_met_probability_ci_high: jax.Array
     unserved_bits_mean: jax.Array
+    unserved_bits_mean_stderr: jax.Array
     unserved_fraction_mean: jax.Array
+    unserved_fraction_mean_stderr: jax.Array
     longest_starvation_h_mean: jax.Array
+    longest_starvation_h_mean_stderr: jax.Array
     longest_starvation_h_q95: jax.Array
     first_starvation_h_quantiles: jax.Array  # [3] at FIRST_STARVATION_QUANTILES
 
@@ -343,11 +360,11 @@ def simulate_supply(
 def summarise(trials: SupplyTrial) -> SupplySummary:
     """Statistics over the leading (trial) axis of ``trials``."""
     return SupplySummary(
-        availability_mean=trials.availability.mean(0),
-        demand_met_probability=trials.demand_met.mean(0, dtype=jnp.float64),
-        unserved_bits_mean=trials.unserved_bits.mean(0),
-        unserved_fraction_mean=trials.unserved_fraction.mean(0),
-        longest_starvation_h_mean=trials.longest_starvation_h.mean(0),
+        **mean_estimate("availability_mean", trials.availability),
+        **probability_estimate("demand_met_probability", trials.demand_met),
+        **mean_estimate("unserved_bits_mean", trials.unserved_bits),
+        **mean_estimate("unserved_fraction_mean", trials.unserved_fraction),
+        **mean_estimate("longest_starvation_h_mean", trials.longest_starvation_h),
         longest_starvation_h_q95=jnp.quantile(trials.longest_starvation_h, 0.95, axis=0),
         first_starvation_h_quantiles=jnp.quantile(trials.first_starvation_h, jnp.asarray(FIRST_STARVATION_QUANTILES), axis=0),
     )
