@@ -12,6 +12,8 @@ from pathlib import Path
 import xarray as xr
 import yaml
 
+from qkdjax.units import units_of
+
 PROVENANCE_ATTRS = ("qkdjax_version", "config")  # what every cube qkdjax writes carries
 
 
@@ -104,7 +106,7 @@ def _label(cube: xr.Dataset, index: int) -> str:
 
 def _signature(cube: xr.Dataset) -> dict[str, tuple]:
     """What cubes of one study share: each variable's dims and units."""
-    return {name: (var.dims, var.attrs.get("units")) for name, var in cube.data_vars.items()}
+    return {name: (var.dims, units_of(var.attrs, "")) for name, var in cube.data_vars.items()}
 
 
 def _shown(signature: tuple | None) -> str:
