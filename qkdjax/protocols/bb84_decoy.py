@@ -34,6 +34,8 @@ def sifting_factor(p_key_basis):
 
     Efficient BB84 (H.-K. Lo, H. F. Chau, M. Ardehali, J. Cryptology 18, 133 (2005)): both bases are kept and
     their errors estimated separately, so ``q = p^2 + (1-p)^2``; ``p = 1/2`` is standard BB84 (``q = 1/2``).
+    Asymptotically both matched bases give key, so ``q`` is symmetric in ``p <-> 1 - p`` and any ``p`` in (0, 1)
+    is valid; the finite-key analysis (``bb84_finite``) keeps only key-basis detections, ``p^2`` of the pulses.
     """
     return p_key_basis**2 + (1.0 - p_key_basis) ** 2
 
