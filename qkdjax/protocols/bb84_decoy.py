@@ -63,9 +63,11 @@ def vacuum_weak_bounds(intensity, gain, error_gain):
 def untagged_bounds(mu, gain, error_gain):
     """GLLP without decoys: every multi-photon pulse is assumed tagged and detected.
 
-    ``Q_1 >= Q_mu - P(n >= 2)`` and ``e_1 <= E_mu Q_mu / Q_1`` (GLLP 2004, Sec. 5; Ma et al. 2005, Sec. 2).
+    ``Q_1 >= Q_mu - P(n >= 2)`` and ``e_1 <= E_mu Q_mu / Q_1`` (GLLP 2004, Sec. 5; Ma et al. 2005, Sec. 2). The
+    bound counts vacuum detections too, so with many dark counts it can pass ``P(1)``, the most single photons
+    there are: it is capped there (Y_1 <= 1), which keeps it a lower bound.
     """
-    single_gain = jnp.maximum(gain - multiphoton_prob(mu), 0.0)
+    single_gain = jnp.clip(gain - multiphoton_prob(mu), 0.0, poisson_photon_prob(1.0, mu))
     return single_gain / poisson_photon_prob(1.0, mu), safe_divide(error_gain, single_gain)
 
 
