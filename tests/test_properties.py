@@ -1,7 +1,9 @@
 """Physical properties of every model over wide random draws of the allowed parameters (qkdjax.parameters ranges).
 
 One table of models; each row is evaluated at ``POINTS`` seeded random points in one vmapped call, together with
-the same points at more loss and at a better detector. Asserted everywhere:
+the same points at more loss and at a better detector. Half the points are drawn over the whole allowed ranges
+(extreme dark counts, afterpulses, dead time, misalignment, efficiency, intensities, losses, security
+parameters; where most give no key), half where links give key (for the monotone checks). Asserted everywhere:
 
 - every output is finite, except ``plob_bound_per_pulse`` = +inf where the channel is lossless (PLOB's
   ``-log2(1 - eta)`` is unbounded at ``eta = 1``);
@@ -68,12 +70,39 @@ def hardware(rng, n):
     }
 
 
+def working_hardware(rng, n):
+    """Where links give key: the half of the points the monotone checks use (no afterpulses, no dead time)."""
+    mu_signal = log_uniform(rng, 3e-3, 1.0, n)  # weak enough for links without decoys too
+    return {
+        "detector.efficiency": rng.uniform(0.1, 1.0, n),
+        "detector.dark_count_prob": log_uniform(rng, 1e-10, 1e-5, n),
+        "detector.afterpulse_prob": np.zeros(n),
+        "detector.dead_time_ns": np.zeros(n),
+        "detector.misalignment": rng.uniform(0.0, 0.03, n),
+        "source.rep_rate_hz": log_uniform(rng, 1e8, 1e10, n),
+        "source.mu_signal": mu_signal,
+        "source.mu_decoy": mu_signal * rng.uniform(0.05, 0.5, n),
+        "source.mu_weak": np.where(rng.uniform(size=n) < 0.5, 0.0, mu_signal * 1e-3),
+        "source.p_signal": rng.uniform(0.3, 0.9, n),
+        "source.p_decoy": rng.uniform(0.05, 0.1, n),
+        "protocol.p_key_basis": rng.uniform(0.1, 0.9, n),
+        "protocol.ec_efficiency": rng.uniform(1.0, 1.3, n),
+        "protocol.eps_sec": log_uniform(rng, 1e-15, 1e-6, n),
+        "protocol.qber_abort": rng.uniform(0.11, 0.5, n),
+        "protocol.block_size": log_uniform(rng, 1e6, 1e12, n),
+    }
+
+
 def fibre(rng, n):
     return {
         "link.distance_km": with_zeros(rng, rng.uniform(0.0, 500.0, n)),
         "link.attenuation_db_per_km": with_zeros(rng, rng.uniform(0.0, 1.0, n), 0.1),
         "link.extra_loss_db": with_zeros(rng, rng.uniform(0.0, 30.0, n)),
     }
+
+
+def working_fibre(rng, n):
+    return {"link.distance_km": rng.uniform(0.0, 150.0, n), "link.attenuation_db_per_km": rng.uniform(0.15, 0.35, n)}
 
 
 def satellite(rng, n):
@@ -101,6 +130,26 @@ def satellite(rng, n):
     }
 
 
+def working_satellite(rng, n):
+    return {
+        "link.altitude_km": rng.uniform(300.0, 1200.0, n),
+        "link.elevation_deg": rng.uniform(30.0, 90.0, n),
+        "link.max_elevation_deg": rng.uniform(40.0, 90.0, n),
+        "link.min_elevation_deg": rng.uniform(10.0, 20.0, n),
+        "link.receiver_radius_m": rng.uniform(0.3, 1.0, n),
+        "link.intrinsic_loss_db": rng.uniform(0.0, 10.0, n),
+        "link.background_rate_hz": log_uniform(rng, 1.0, 1e3, n),
+        "link.detection_window_ns": rng.uniform(0.1, 1.0, n),
+        "link.pointing_jitter_urad": rng.uniform(0.0, 1.0, n),
+        "link.zenith_transmittance": rng.uniform(0.5, 1.0, n),
+        "protocol.block_size": np.full(n, 1e9),  # unused by passes (one pass is one block)
+    }
+
+
+def working_corridor(rng, n):
+    return {"link.total_length_km": rng.uniform(0.0, 400.0, n), "link.attenuation_db_per_km": rng.uniform(0.15, 0.35, n)}
+
+
 def corridor(rng, n):
     return {
         "link.total_length_km": rng.uniform(0.0, 1000.0, n),
@@ -114,31 +163,32 @@ def corridor(rng, n):
 
 ASYMPTOTIC = (("protocol.block_size", None), ("protocol.eps_sec_per_key_bit", None))
 FINITE = (("protocol.eps_sec_per_key_bit", None),)
-# model -> (static choices, link draws, the loss parameter (more is more loss), points)
+FIBRE, SATELLITE, CORRIDOR = (fibre, working_fibre), (satellite, working_satellite), (corridor, working_corridor)
+# model -> (static choices, link draws (wide, working), the loss parameter (more is more loss), points)
 MODELS = {
     **{
-        f"fibre asymptotic, decoy {decoy}": ((("link.type", "fibre"), ("protocol.decoy", decoy), *ASYMPTOTIC), fibre, "link.distance_km", POINTS)
+        f"fibre asymptotic, decoy {decoy}": ((("link.type", "fibre"), ("protocol.decoy", decoy), *ASYMPTOTIC), FIBRE, "link.distance_km", POINTS)
         for decoy in ("infinite", "vacuum_weak", "none")
     },
-    "fibre finite key": ((("link.type", "fibre"), ("protocol.decoy", "vacuum_weak"), *FINITE), fibre, "link.extra_loss_db", POINTS),
+    "fibre finite key": ((("link.type", "fibre"), ("protocol.decoy", "vacuum_weak"), *FINITE), FIBRE, "link.extra_loss_db", POINTS),
     "satellite at one elevation, asymptotic": (
-        (("link.type", "satellite_downlink"), ("protocol.decoy", "infinite"), *ASYMPTOTIC), satellite, "link.intrinsic_loss_db", POINTS),
+        (("link.type", "satellite_downlink"), ("protocol.decoy", "infinite"), *ASYMPTOTIC), SATELLITE, "link.intrinsic_loss_db", POINTS),
     "satellite uplink at one elevation, finite key": (
-        (("link.type", "satellite_uplink"), ("protocol.decoy", "vacuum_weak"), *FINITE), satellite, "link.intrinsic_loss_db", POINTS),
+        (("link.type", "satellite_uplink"), ("protocol.decoy", "vacuum_weak"), *FINITE), SATELLITE, "link.intrinsic_loss_db", POINTS),
     "satellite pass": (
         (("link.type", "satellite_downlink"), ("link.elevation_deg", None), ("protocol.decoy", "vacuum_weak"), *ASYMPTOTIC),
-        satellite, "link.intrinsic_loss_db", PASS_POINTS),
-    "trusted-node corridor": ((("link.type", "corridor"), ("protocol.decoy", "infinite"), *ASYMPTOTIC), corridor, "link.extra_loss_db", POINTS),
+        SATELLITE, "link.intrinsic_loss_db", PASS_POINTS),
+    "trusted-node corridor": ((("link.type", "corridor"), ("protocol.decoy", "infinite"), *ASYMPTOTIC), CORRIDOR, "link.extra_loss_db", POINTS),
 }  # fmt: skip
 
 
 def draws(name: str):
     """The model's random points, each three times: as drawn, with 3 dB more loss, with a 1.5x better detector."""
-    choices, link, loss, n = MODELS[name]
+    choices, (link, working_link), loss, n = MODELS[name]
     rng = np.random.default_rng(sorted(MODELS).index(name))
     values = {**hardware(rng, n), **link(rng, n)}  # the static choices override what they fix (block_size None)
-    for noisy in ("detector.afterpulse_prob", "detector.dead_time_ns"):  # half the points for the monotone checks
-        values[noisy][: n // 2] = 0.0
+    for path, value in {**working_hardware(rng, n), **working_link(rng, n)}.items():  # the first half gives key
+        values[path][: n // 2] = value[: n // 2]
     more_loss = {**values, loss: values[loss] + (15.0 if loss == "link.distance_km" else 3.0)}
     better = {**values, "detector.efficiency": np.minimum(1.5 * values["detector.efficiency"], 1.0)}
     stacked = {k: np.concatenate([values[k], more_loss[k], better[k]]) for k in values}
@@ -178,7 +228,7 @@ def test_key_is_monotone_in_loss_and_detector_efficiency(model):
     rate = out["key_per_pass"] if "key_per_pass" in out else out["key_rate"]
     base, more_loss, better = rate
     clean = (values["detector.afterpulse_prob"] == 0) & (values["detector.dead_time_ns"] == 0)
-    assert clean.sum() >= len(clean) // 2
+    assert np.sum(clean & (base > 0)) >= max(len(clean) // 32, 1)  # the checks below judge points that give key
     tolerance = 1e-12 * base
     assert np.all((more_loss <= base + tolerance)[clean]), name
     assert np.all((better >= base - tolerance)[clean]), name
