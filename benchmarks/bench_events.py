@@ -40,6 +40,7 @@ def numpy_simulation(rng: np.random.Generator, channel: float, n_pulses: int, ch
     cumulative = np.cumsum([SOURCE.p_signal, SOURCE.p_decoy])
     eta = channel * DETECTOR.efficiency
     p_dc, p_ap, e_mis = DETECTOR.dark_count_prob, DETECTOR.afterpulse_prob, DETECTOR.misalignment
+    p_noise = p_dc + (1 - p_dc) * p_ap * (1 - (1 - p_dc) ** 2 * np.exp(-eta * mu)) / 2  # afterpulses: noise clicks
     histogram = np.zeros(7 * 9, np.int64)  # cell (6 sifted + mismatched) x detections (0-2) x errors (0-2)
     for start in range(0, n_pulses, chunk_size):
         size = min(chunk_size, n_pulses - start)
@@ -50,15 +51,12 @@ def numpy_simulation(rng: np.random.Generator, channel: float, n_pulses: int, ch
         k = np.searchsorted(cumulative, rng.random(size), side="right")
         alice_x, bob_x = draw(P_KEY_BASIS), draw(P_KEY_BASIS)
         signal = draw(-np.expm1(rng.poisson(mu[k]) * np.log1p(-eta)))
-        dark_right, dark_wrong, misaligned = draw(p_dc), draw(p_dc), draw(e_mis)
-        coin, afterpulse, afterpulse_wrong = draw(0.5), draw(p_ap), draw(0.5)
+        dark_right, dark_wrong, misaligned = draw(p_noise[k]), draw(p_noise[k]), draw(e_mis)
+        coin = draw(0.5)
         click_right = (signal & ~misaligned) | dark_right
         click_wrong = (signal & misaligned) | dark_wrong
-        detected = click_right | click_wrong
-        error = click_wrong & (~click_right | coin)
-        afterpulse &= detected
-        detections = detected + afterpulse.astype(np.int64)
-        errors = error + (afterpulse & afterpulse_wrong).astype(np.int64)
+        detections = (click_right | click_wrong).astype(np.int64)
+        errors = (click_wrong & (~click_right | coin)).astype(np.int64)
         cell = np.where(alice_x == bob_x, 2 * k + ~alice_x, 6)
         histogram += np.bincount((cell * 3 + detections) * 3 + errors, minlength=histogram.size)
     per_cell = histogram.reshape(7, 3, 3)[:6]

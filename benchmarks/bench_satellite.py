@@ -60,7 +60,7 @@ def qkdjax_fading(params, statistics, key, samples):
 
 
 def numpy_fading(params, statistics, rng, samples):
-    """The same computation with NumPy, written independently (Lim 2014 detector model, non-paralysable dead time)."""
+    """The same computation with NumPy, written independently (qkdjax.physics.detector's model, non-paralysable dead time)."""
     s = {k: np.asarray(v)[:, None, :] for k, v in statistics._asdict().items()}  # [passes, 1, steps]
     shape = (s["beam_radius_m"].shape[0], samples, PASS_TIME_STEPS)
     miss_squared = 2 * s["miss_sigma_m"] ** 2 * rng.exponential(size=shape)
@@ -73,9 +73,11 @@ def numpy_fading(params, statistics, rng, samples):
     background = -np.expm1(-link.background_rate_hz * link.detection_window_ns * 1e-9)
     p_dc = 1 - (1 - det.dark_count_prob) * (1 - background)
     signal = -np.expm1(-(channel * det.efficiency)[..., None] * mu)
-    detect = 2 * p_dc + (1 - 2 * p_dc) * signal
-    click = detect * (1 + det.afterpulse_prob)
-    error = p_dc + det.misalignment * signal + det.afterpulse_prob * detect / 2
+    # two detectors, each with noise clicks p (dark counts, background, afterpulses p_ap D / 2), double clicks random
+    p = p_dc + (1 - p_dc) * det.afterpulse_prob * (1 - (1 - p_dc) ** 2 * (1 - signal)) / 2
+    click = 1 - (1 - p) ** 2 * (1 - signal)
+    wrong_alone = (1 - p) * (p * (1 - signal) + det.misalignment * signal)  # the wrong detector clicks alone
+    error = (p + (1 - p) * det.misalignment * signal + wrong_alone) / 2
     live = 1 / (1 + src.rep_rate_hz * (click @ probs) / 2 * det.dead_time_ns * 1e-9)
     return (click * live[..., None]).mean(2), (error * live[..., None]).mean(2)
 

@@ -261,7 +261,9 @@ class Protocol:
     """
 
     decoy: str = choice("single-photon estimation method", ("infinite", "vacuum_weak", "none"))
-    p_key_basis: Any = number("1", "probability that each party picks the key basis", Range(0.5, 1.0, high_closed=False))
+    # any bias: the key basis is the one whose detections form the key, and at small blocks near the reach the
+    # optimum picks it less often than the test basis (q_x < 1/2: more Z data for the phase-error estimate)
+    p_key_basis: Any = number("1", "probability that each party picks the key basis", Range(0.0, 1.0, low_closed=False, high_closed=False))
     ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
     block_size: Any = number("1", "key-basis detections per block n_X", Range(1.0, 1e18), optional=True)
     eps_sec: Any = number("1", "secrecy parameter", Range(0.0, 1.0, low_closed=False, high_closed=False), optional=True)

@@ -37,7 +37,7 @@ ASYMPTOTIC_OUTPUTS: Mapping[str, Output] = {
     "key_rate_per_pulse": Output("bit", "secret key bits per sent pulse"),
     "qber": Output("1", "quantum bit error rate of the signal intensity"),
     "gain": Output("1", "detection probability per signal pulse"),
-    "plob_bound_per_pulse": Output("bit", "PLOB repeaterless bound per channel use"),
+    "plob_bound_per_pulse": Output("bit", "PLOB repeaterless bound per channel use (+inf for a lossless channel)"),
     "channel_transmittance": Output("1", "channel transmittance (excluding the receiver)"),
     "single_photon_yield": Output("1", "single-photon yield used by the key rate (bound)"),
     "single_photon_error": Output("1", "single-photon error rate used by the key rate (bound)"),

@@ -60,17 +60,11 @@ def clicks_mode_pulses(params, channel) -> int:
 
 
 def per_pulse_moments(params, channel):
-    """Per sifted pulse, for each cell: mean and variance of its detection events and of its error events.
-
-    A pulse gives B (1 + A) detections and E + B A F errors, with B its first detection, E <= B its error, A an
-    afterpulse (p_ap) and F its random bit; the probabilities of B and E are the analytic model's.
-    """
-    p_ap = params.detector.afterpulse_prob
+    """Per sifted pulse, for each cell: mean and variance of its detection and of its error (Bernoulli: a gate
+    gives at most one detection event), with the analytic model's probabilities."""
     expected = expected_counts(params.source, params.detector, params.protocol, channel, 1.0)
     rate, error = np.asarray(expected.detections / expected.sent), np.asarray(expected.errors / expected.sent)
-    first = rate / (1 + p_ap)
-    first_error = error - p_ap * first / 2
-    return (rate, first * (1 + 3 * p_ap) - rate**2), (error, error + p_ap * first_error - error**2)
+    return (rate, rate * (1 - rate)), (error, error * (1 - error))
 
 
 def z_scores(counts, params, channel):
@@ -186,7 +180,7 @@ def test_arithmetic_decoding_leaves_a_fresh_uniform():
         ({}, {"channel_transmittance": np.ones(3)}, r"channel_transmittance must be one number"),
         ({"detector.dead_time_ns": 50.0}, {}, r"detector.dead_time_ns = 50 ns.*needs detector.dead_time_ns = 0"),
         ({"detector.dark_count_prob": 0.7}, {}, r"detector.dark_count_prob = 0.7 is outside \[0, 0.5\]"),
-        ({"protocol.p_key_basis": 0.3}, {}, r"protocol.p_key_basis = 0.3 is outside \[0.5, 1\)"),
+        ({"protocol.p_key_basis": 1.0}, {}, r"protocol.p_key_basis = 1.0 is outside \(0, 1\)"),
         ({"source.mu_decoy": 0.9}, {}, r"source.mu_decoy < source.mu_signal does not hold"),
         ({"source.mu_signal": 12.0}, {}, r"source.mu_signal = 12 is outside \(0, 10\]"),
     ],

@@ -54,6 +54,19 @@ def test_estimator_reproduces_the_independent_check_vector():
         assert float(value) == pytest.approx(expected[name], rel=1e-3), name
 
 
+@pytest.mark.parametrize(("p_mu1", "p_mu2"), [(1.0, 0.0), (0.6, 0.0), (0.5, 0.5)])
+def test_an_intensity_never_sent_gives_no_key_and_no_nan(p_mu1, p_mu2):
+    """Without decoy (or weak) counts Lim's bounds n_k^-/+ = e^k / p_k (n_k -/+ delta) are -/+ infinite: s_0, s_1 >= 0
+    is all that is known, so there is no key, and neither the values nor the gradients are NaN."""
+    (_, n_x), params, _ = check_vector()
+    params = {**params, "p_mu1": p_mu1, "p_mu2": p_mu2}
+    key, _, _ = lim_block(50.0, n_x, **params)
+    assert key.key_length == 0 and key.vacuum_detections_x == 0 and key.single_photon_detections_x == 0
+    assert np.all(np.isfinite(np.asarray(jax.tree.leaves(key))))
+    grad = jax.grad(lambda mu1: lim_block(50.0, n_x, **{**params, "mu1": mu1})[0].length_margin)(params["mu1"])
+    assert np.isfinite(grad)
+
+
 def test_eps_sec_is_self_consistent_with_the_key_length():
     (distance, n_x), params, _ = check_vector()
     key, _, _ = lim_block(distance, n_x, **params)

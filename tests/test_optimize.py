@@ -127,7 +127,7 @@ def test_lim_optimum_agrees_with_a_dense_grid_search(lim, distance, block_size):
     optimised, _ = lim
     values = point_values(optimised, {"link.distance_km": distance, "protocol.block_size": block_size})
     box = {"source.mu_signal": (0.05, 1.0), "source.mu_decoy": (0.01, 0.5), "source.p_signal": (0.01, 0.95),
-           "source.p_decoy": (0.01, 0.95), "protocol.p_key_basis": (0.5, 0.99)}  # fmt: skip
+           "source.p_decoy": (0.01, 0.95), "protocol.p_key_basis": (0.01, 0.99)}  # fmt: skip
     searched = brute_force(values, LIM_OPTIMISED, box)
     found = float(optimised.key_rate.sel({"link.distance_km": distance, "protocol.block_size": block_size}))
     assert searched > 0
@@ -137,7 +137,7 @@ def test_lim_optimum_agrees_with_a_dense_grid_search(lim, distance, block_size):
 @pytest.mark.parametrize("params", [OPTIMISABLE, ("source.mu_decoy", "source.mu_weak", "source.p_decoy")])
 def test_every_unconstrained_point_is_a_valid_source_and_the_map_inverts(params):
     boxes = {"source.mu_signal": (0.05, 1.0), "source.mu_decoy": (0.01, 0.6), "source.mu_weak": (0.0, 0.01),
-             "source.p_signal": (0.1, 0.9), "source.p_decoy": (0.05, 0.9), "protocol.p_key_basis": (0.5, 0.99)}  # fmt: skip
+             "source.p_signal": (0.1, 0.9), "source.p_decoy": (0.05, 0.9), "protocol.p_key_basis": (0.01, 0.99)}  # fmt: skip
     optimizer = Optimizer(params, tuple(boxes[p] for p in params))
     fixed = {"source.mu_signal": 0.5, "source.mu_decoy": 0.1, "source.mu_weak": 1e-3, "source.p_signal": 0.5,
              "source.p_decoy": 0.2, "protocol.p_key_basis": 0.5}  # fmt: skip
@@ -205,6 +205,36 @@ def test_inverse_answers_beyond_the_search_interval():
     assert np.all(np.isnan(answer[..., 1]))  # no efficiency reaches it through 400 km of fibre
 
 
+# Reach of the optimised sweeps/lim_2014.yaml with Eqs. (1)-(5) as printed, from an independent implementation of
+# them (issue 13): the last km with key for n_X = 1e4, 1e5, 1e6.
+LIM_REACH_KM = {1e4: 127.0, 1e5: 160.0, 1e6: 172.0}
+
+
+@pytest.fixture(scope="module")
+def lim_near_reach():
+    """sweeps/lim_2014.yaml as a user runs it (optimised, its optimiser settings) on a 1-km grid around the reach."""
+    return qkdjax.run("sweep=lim_2014", "link.distance_km=${linspace:120,180,61}", "protocol.block_size=[1e4,1e5,1e6]")
+
+
+def test_lim_2014_optimised_reach_is_that_of_the_printed_equations(lim_near_reach):
+    reach = qkdjax.analysis.reach(lim_near_reach, 1e-6)  # bit/s: any key
+    for block_size, expected in LIM_REACH_KM.items():
+        assert float(reach.sel({"protocol.block_size": block_size})) == pytest.approx(expected, abs=2.0), block_size
+    assert np.all(np.diff(reach.values) > 0)  # bigger blocks reach further
+    assert not reach.at_grid_edge.any()
+
+
+def test_lim_2014_optimum_near_the_reach_of_small_blocks_favours_the_test_basis(lim_near_reach):
+    """At 150 km, n_X = 1e5 the phase-error estimate needs Z data: the optimal q_x is below 1/2, and it beats
+    the best rate with q_x fixed at 1/2 (searched independently of the optimiser)."""
+    point = lim_near_reach.sel({"link.distance_km": 150.0, "protocol.block_size": 1e5})
+    assert 0.0 < float(point["opt.protocol.p_key_basis"]) < 0.5
+    values = point_values(lim_near_reach, {"link.distance_km": 150.0, "protocol.block_size": 1e5, "protocol.p_key_basis": 0.5})
+    box = {"source.mu_signal": (0.05, 1.0), "source.mu_decoy": (0.01, 0.5), "source.p_signal": (0.01, 0.95), "source.p_decoy": (0.01, 0.95)}
+    unbiased = brute_force(values, LIM_OPTIMISED[:4], box, points=5, rounds=5)
+    assert float(point.key_rate) > unbiased
+
+
 def test_reach_with_optimised_parameters_is_where_the_optimised_rate_vanishes():
     overrides = ("sweep=lim_2014", "protocol.block_size=[1e6]")
     answer = qkdjax.run(*overrides, "link.distance_km=[0]", "inverse.target_key_rate=0", "inverse.solve=[link.distance_km]")
@@ -221,7 +251,7 @@ def test_reach_with_optimised_parameters_is_where_the_optimised_rate_vanishes():
         (("optimize.enabled=true", "optimize.params=[source.rep_rate_hz]"), "optimize.params = 'source.rep_rate_hz' is not one of"),
         (("optimize.enabled=true", "optimize.params=[source.mu_signal,source.mu_signal]"), "names a parameter twice"),
         (("optimize.enabled=true", "optimize.bounds.source.mu_signal=[0.5,0.1]"), "must have low < high"),
-        (("optimize.enabled=true", "optimize.bounds.protocol.p_key_basis=[0.3,0.9]"), r"p_key_basis = \[0.3, 0.9\] is outside the allowed range \[0.5, 1\)"),
+        (("optimize.enabled=true", "optimize.bounds.protocol.p_key_basis=[0,0.9]"), r"p_key_basis = \[0, 0.9\] is outside the allowed range \(0, 1\)"),
         (("optimize.enabled=true", "optimize.params=[source.mu_signal]", "optimize.bounds.source.mu_signal=[0.01,0.05]"),
          "leave no source with mu_signal > mu_decoy"),
         (("optimize.enabled=true", "optimize.starts=0"), "optimize.starts = 0 must be an integer >= 1"),

@@ -1,5 +1,7 @@
 """Physics models against closed forms, published bounds and physical properties."""
 
+import itertools
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -43,27 +45,49 @@ def test_poisson_source():
     assert multiphoton_prob(jnp.float64(1e-9)) == pytest.approx(0.5e-18, rel=1e-6)  # no cancellation
 
 
-def test_detector_reduces_to_ma_2005_without_afterpulses():
-    """Q = Y0 + 1 - e^{-eta mu}, EQ = e0 Y0 + e_det (1 - e^{-eta mu}) with Y0 = 2 p_dc, e0 = 1/2."""
+def enumerated_click_and_error(s, p, e_mis):
+    """Click and error probabilities of two threshold detectors, summed over the 8 outcomes of (signal detected
+    and misaligned, noise click right, noise click wrong): a double click errs half the time. Independent of
+    qkdjax.physics.detector."""
+    click = error = 0.0
+    for signal, misaligned, right, wrong in itertools.product((0, 1), repeat=4):
+        if not signal and misaligned:
+            continue
+        prob = (s if signal else 1 - s) * ((e_mis if misaligned else 1 - e_mis) if signal else 1.0)
+        prob = prob * (p if right else 1 - p) * (p if wrong else 1 - p)
+        click_right, click_wrong = right or (signal and not misaligned), wrong or (signal and misaligned)
+        click += prob * (click_right or click_wrong)
+        error += prob * (click_wrong * (0.5 if click_right else 1.0))
+    return click, error
+
+
+def test_detector_is_the_two_detector_model_with_random_double_clicks():
     from qkdjax.parameters import Detector
 
-    det = Detector(0.1, 1e-6, 0.0, 0.0, 0.02)
-    eta_mu = 1e-3
-    click, error = click_and_error_probs(-jnp.expm1(jnp.float64(-eta_mu)), det)
-    y0 = 2e-6
-    assert click == pytest.approx(y0 + (1 - y0) * -np.expm1(-eta_mu), rel=1e-12)
-    assert error == pytest.approx(0.5 * y0 + 0.02 * -np.expm1(-eta_mu), rel=1e-12)
+    rng = np.random.default_rng(3)
+    for s, p_dc, p_ap, e_mis in [(1.0, 0.5, 0.99, 0.5), (0.0, 0.5, 0.0, 0.5), *rng.uniform(0, 1, (20, 4)) * [1, 0.5, 1, 0.5]]:
+        click, error = click_and_error_probs(jnp.float64(s), Detector(1.0, p_dc, p_ap, 0.0, e_mis))
+        d = 1 - (1 - p_dc) ** 2 * (1 - s)  # no afterpulses; then each detector afterpulses with p_ap d / 2
+        expected = enumerated_click_and_error(s, 1 - (1 - p_dc) * (1 - p_ap * d / 2), e_mis)
+        np.testing.assert_allclose([click, error], expected, rtol=1e-12, atol=1e-300)
+        assert 0 <= error <= click / 2 * (1 + 1e-15) and click <= 1
 
 
-def test_afterpulses_follow_lim_2014():
+def test_detector_reduces_to_ma_2005_and_lim_2014_to_first_order():
+    """Ma et al. (2005): Q = Y0 + 1 - e^{-eta mu}, EQ = Y0 / 2 + e_det (1 - e^{-eta mu}), Y0 = 2 p_dc; Lim et al.
+    (2014) add afterpulses, R = D (1 + p_ap), e = p_dc + e_mis (1 - v) + p_ap D / 2. Both drop second-order terms
+    (p_dc s, p_ap D s, s^2), relative errors of order s = 1 - v: at 100 km of Lim's link (s = 5e-4) they hold
+    to 1e-3; where D (1 + p_ap) > 1 ours stays a probability."""
     from qkdjax.parameters import Detector
 
-    det = Detector(0.1, 6e-7, 0.04, 0.0, 0.005)
-    v = np.exp(-1e-2)
-    click, error = click_and_error_probs(jnp.float64(1 - v), det)
-    d = 1 - (1 - 2 * 6e-7) * v
-    assert click == pytest.approx(d * 1.04, rel=1e-12)
-    assert error == pytest.approx(6e-7 + 0.005 * (1 - v) + 0.04 * d / 2, rel=1e-12)
+    s = -np.expm1(-0.1 * 1e-2 * 0.5)  # 100 km, 10 % efficiency, mu = 0.5
+    click, error = click_and_error_probs(jnp.float64(s), Detector(0.1, 1e-6, 0.0, 0.0, 0.02))
+    assert click == pytest.approx(2e-6 + s, rel=1e-3) and error == pytest.approx(1e-6 + 0.02 * s, rel=1e-3)
+    click, error = click_and_error_probs(jnp.float64(s), Detector(0.1, 6e-7, 0.04, 0.0, 0.005))
+    d = 1 - (1 - 2 * 6e-7) * (1 - s)
+    assert click == pytest.approx(d * 1.04, rel=1e-3) and error == pytest.approx(6e-7 + 0.005 * s + 0.04 * d / 2, rel=1e-3)
+    click, error = click_and_error_probs(jnp.float64(0.9), Detector(1.0, 0.01, 0.9, 0.0, 0.01))
+    assert click < 1 < 0.9 * 1.9 and error < click / 2
 
 
 def test_dead_time_is_non_paralysable():

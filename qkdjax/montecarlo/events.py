@@ -14,18 +14,13 @@ student can follow one pulse through the link. Per pulse:
    Sec. IV, played event by event: the signal goes to the wrong detector with probability
    ``detector.misalignment``; each of Bob's two detectors fires a dark count independently with probability
    ``detector.dark_count_prob`` per gate; a double click is assigned a random bit (squashing, N. Lütkenhaus,
-   Phys. Rev. A 59, 3301 (1999)); as in Lim et al., each detection event spawns, with probability
-   ``detector.afterpulse_prob``, one extra detection event with a uniformly random bit, booked to the same pulse's
-   intensity and basis. Dead time is not simulated (``detector.dead_time_ns`` must be 0).
+   Phys. Rev. A 59, 3301 (1999)); afterpulses, booked to the pulse's intensity as in Lim et al., are noise clicks
+   of each detector with probability ``p_ap D_k / 2`` on top of its dark counts
+   (``qkdjax.physics.detector.noise_click_prob``). Dead time is not simulated (``detector.dead_time_ns`` must be 0).
 
-How far the events lie from the analytic model. With ``v = exp(-eta mu)`` and ``p = p_dc``, the event model detects
-with ``1 - (1 - p)^2 v = D - p^2 v`` (Lim: ``D = 1 - (1 - 2 p) v``, which counts two dark counts twice) and, summing
-the combinations of the two dark counts with no signal or a signal in the right or wrong detector (a double click
-errs with probability 1/2), errs with ``p + e_mis (1 - v) - p (1 - v) (1/2 + e_mis) - p^2 v / 2`` (Lim: ``p +
-e_mis (1 - v)``): a dark count that coincides with a signal click makes a double click, right half the time, where
-Lim's ``p`` counts it as an independent error. Afterpulses add ``p_ap`` times the detections, half of them errors,
-in both. So the per-pulse probabilities differ only at order ``p_dc (1 - v)`` and ``p_dc^2``; relative to the error
-rate at most about ``p_dc / (2 e_mis)``, 3e-5 for the InGaAs detector of ``conf/`` (seeing it takes ~1e9 errors).
+The analytic model's click and error probabilities are exactly those of this chain of choices, summed over the
+combinations of the signal and the two noise clicks (``qkdjax.physics.detector``); a gate gives at most one
+detection event.
 
 Two samplers of this one model:
 
@@ -38,7 +33,7 @@ Two samplers of this one model:
   (intensity, matched basis) cells and the number of pulses with at least one click per cell
   (Binomial(N_cell, 1 - (1 - p_dc)^2 exp(-eta mu_k)), Poisson thinning) come from ``jax.random.multinomial`` and
   ``binomial`` (exact at any count), then each clicking pulse's details (signal and dark counts given at least
-  one click, misalignment, double-click bit, afterpulse) are decoded from one uniform as above, in chunks of
+  one click, misalignment, double-click bit) are decoded from one uniform as above, in chunks of
   ``chunk_size`` with a loop that runs once per ``chunk_size`` clicks. Its cost scales with the clicks, not the
   pulses. Keys: ``k_cells, k_clicks, k_details = split(key, 3)``; detail chunk i draws from
   ``fold_in(k_details, i)``.
@@ -59,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qkdjax.parameters import Detector, Protocol, Range, Source
-from qkdjax.physics.detector import click_and_error_probs
+from qkdjax.physics.detector import click_and_error_probs, noise_click_prob
 from qkdjax.physics.source import intensities, intensity_probs
 
 MODES = ("pulses", "clicks")
@@ -76,8 +71,8 @@ MISMATCHED = N_CELLS  # tally cell of pulses with mismatched bases; N_CELLS + 1 
 class EventCounts(NamedTuple):
     """What Bob records, per intensity (signal, decoy, weak) and sifted basis (X, Z): int64 arrays of shape [3, 2].
 
-    ``sent``: pulses with matched bases; ``detections``: detection events, afterpulses included (a pulse may give
-    two); ``errors``: detection events whose bit differs from Alice's; ``n_pulses``: pulses simulated, all bases,
+    ``sent``: pulses with matched bases; ``detections``: pulses with a detection event (afterpulses included);
+    ``errors``: detection events whose bit differs from Alice's; ``n_pulses``: pulses simulated, all bases,
     as counted by the simulation (so it checks that the chunk loop covered every pulse exactly once).
     """
 
@@ -144,20 +139,19 @@ class _Link(NamedTuple):
     p_mu: jax.Array
     p_key_basis: jax.Array
     eta: jax.Array
-    p_dc: jax.Array
-    p_ap: jax.Array
+    p_noise: jax.Array  # per intensity: noise click of one detector, dark counts and afterpulses
     e_mis: jax.Array
 
 
 def _link(source, detector, protocol, channel_transmittance) -> _Link:
     as_f64 = partial(jnp.asarray, dtype=jnp.float64)
+    mu, eta = as_f64(intensities(source)), as_f64(channel_transmittance) * as_f64(detector.efficiency)
     return _Link(
-        mu=as_f64(intensities(source)),
+        mu=mu,
         p_mu=as_f64(intensity_probs(source)),
         p_key_basis=as_f64(protocol.p_key_basis),
-        eta=as_f64(channel_transmittance) * as_f64(detector.efficiency),
-        p_dc=as_f64(detector.dark_count_prob),
-        p_ap=as_f64(detector.afterpulse_prob),
+        eta=eta,
+        p_noise=as_f64(noise_click_prob(-jnp.expm1(-eta * mu), detector)),
         e_mis=as_f64(detector.misalignment),
     )
 
@@ -219,22 +213,19 @@ def _per_intensity(k, values):
 
 
 def _bob_records(u, signal, dark_right, dark_wrong, link):
-    """Detection events (0, 1, 2) and error events of one gate, given the signal and the two dark counts.
+    """Detection event (0, 1) and error event of one gate, given the signal and the two noise clicks.
 
-    ``dark_right``/``dark_wrong``: dark counts in the detector of Alice's bit and of the other bit. The signal
+    ``dark_right``/``dark_wrong``: noise clicks in the detector of Alice's bit and of the other bit. The signal
     lands in the wrong detector with probability ``e_mis``; a double click is squashed to a random bit
-    (Lütkenhaus 1999); a detection spawns an afterpulse with a random bit with probability ``p_ap`` (Lim 2014).
+    (Lütkenhaus 1999).
     """
     misaligned, u = _decide(u, link.e_mis)
-    coin, u = _decide(u, 0.5)
-    afterpulse, u = _decide(u, link.p_ap)
-    afterpulse_wrong, _ = _decide(u, 0.5)
+    coin, _ = _decide(u, 0.5)
     click_right = (signal & ~misaligned) | dark_right
     click_wrong = (signal & misaligned) | dark_wrong
     detected = click_right | click_wrong
     error = click_wrong & (~click_right | coin)
-    afterpulse &= detected
-    return detected.astype(jnp.int32) + afterpulse, error.astype(jnp.int32) + (afterpulse & afterpulse_wrong)
+    return detected.astype(jnp.int32), error.astype(jnp.int32)
 
 
 def _tally(cell, detections, errors):
@@ -279,8 +270,9 @@ def _simulate_every_pulse(key, link: _Link, n_pulses, chunk_size: int, n_terms: 
         n_photons, u = _choose(u, [_per_intensity(k, photon_cdf[:, j]) for j in range(n_terms - 1)])
         # (1 - eta)^0 = 1 even at eta = 1, where 0 * log1p(-1) would be nan
         signal, u = _decide(u, jnp.where(n_photons > 0, -jnp.expm1(n_photons * log_loss), 0.0))
-        dark_right, u = _decide(u, link.p_dc)
-        dark_wrong, u = _decide(u, link.p_dc)
+        p_noise = _per_intensity(k, link.p_noise)
+        dark_right, u = _decide(u, p_noise)
+        dark_wrong, u = _decide(u, p_noise)
         detections, errors = _bob_records(u, signal, dark_right, dark_wrong, link)
         cell = jnp.where(alice_x == bob_x, 2 * k + (~alice_x).astype(jnp.int32), MISMATCHED)
         return _tally(jnp.where(valid, cell, MISMATCHED + 1), detections, errors)
@@ -299,7 +291,8 @@ def _simulate_clicks(key, link: _Link, n_pulses, chunk_size: int):
 
     mu = jnp.repeat(link.mu, 2)  # per sifted cell
     p_signal = -jnp.expm1(-link.eta * mu)
-    p_click = -jnp.expm1(-link.eta * mu + 2.0 * jnp.log1p(-link.p_dc))  # >= 1 of signal and two dark counts
+    p_noise = jnp.repeat(link.p_noise, 2)
+    p_click = -jnp.expm1(-link.eta * mu + 2.0 * jnp.log1p(-p_noise))  # >= 1 of signal and two noise clicks
     clicks = jax.random.binomial(k_clicks, sent[:N_CELLS], p_click).astype(jnp.int64)
     ends = jnp.cumsum(clicks)
     p_signal_given_click = jnp.where(p_click > 0, p_signal / p_click, 0.0)
@@ -307,11 +300,13 @@ def _simulate_clicks(key, link: _Link, n_pulses, chunk_size: int):
     def chunk(i, index, valid):
         cell = jnp.searchsorted(ends, index, side="right", method="compare_all")
         u = _uniform53(jax.random.fold_in(k_details, i), index.shape)
-        signal, u = _decide(u, p_signal_given_click[jnp.minimum(cell, N_CELLS - 1)])
-        # Given no signal, a click needs a dark count: the right one with P = p / (1 - (1 - p)^2) = 1 / (2 - p),
+        within = jnp.minimum(cell, N_CELLS - 1)  # the padding of a last chunk reads the last cell
+        signal, u = _decide(u, p_signal_given_click[within])
+        # Given no signal, a click needs a noise click: the right one with P = p / (1 - (1 - p)^2) = 1 / (2 - p),
         # and if not, the wrong one surely.
-        dark_right, u = _decide(u, jnp.where(signal, link.p_dc, 1.0 / (2.0 - link.p_dc)))
-        dark_wrong, u = _decide(u, jnp.where(signal | dark_right, link.p_dc, 1.0))
+        p = p_noise[within]
+        dark_right, u = _decide(u, jnp.where(signal, p, 1.0 / (2.0 - p)))
+        dark_wrong, u = _decide(u, jnp.where(signal | dark_right, p, 1.0))
         detections, errors = _bob_records(u, signal, dark_right, dark_wrong, link)
         return _tally(jnp.where(valid, cell, MISMATCHED + 1), detections, errors)
 

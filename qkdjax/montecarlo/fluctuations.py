@@ -28,12 +28,10 @@ from qkdjax.protocols.bb84_finite import BlockCounts
 def cell_probabilities(p_key_basis, probs, gain, error_gain) -> jax.Array:
     """Per-pulse probabilities of the 12 observed cells, shaped [basis (X, Z), outcome (correct, error), intensity].
 
-    ``gain`` may exceed the error-free detection probability only by afterpulses (Lim et al., PRA 89, 022307
-    (2014), ``R_k = D_k (1 + p_ap)``); it is capped at 1 so that the cells remain a probability distribution.
+    ``gain`` and ``error_gain <= gain`` are probabilities per pulse (``qkdjax.physics.detector``: a gate gives
+    at most one detection event, afterpulses included), so the cells form a probability distribution.
     """
-    detection = jnp.minimum(gain, 1.0)
-    error = jnp.minimum(error_gain, detection)
-    per_outcome = jnp.stack([detection - error, error]) * probs  # [outcome, intensity]
+    per_outcome = jnp.stack([gain - error_gain, error_gain]) * probs  # [outcome, intensity]
     basis = jnp.stack([p_key_basis**2, (1.0 - p_key_basis) ** 2])
     return basis[:, None, None] * per_outcome
 

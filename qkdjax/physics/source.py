@@ -24,5 +24,6 @@ def intensities(source):
 
 
 def intensity_probs(source):
-    """Probabilities of sending (signal, decoy, weak); the weak intensity takes what the other two leave."""
-    return jnp.stack([source.p_signal, source.p_decoy, 1.0 - source.p_signal - source.p_decoy])
+    """Probabilities of sending (signal, decoy, weak); the weak intensity takes what the other two leave (0, not
+    -3e-17, where they sum to one in rounding)."""
+    return jnp.stack([source.p_signal, source.p_decoy, jnp.maximum(1.0 - source.p_signal - source.p_decoy, 0.0)])

@@ -34,6 +34,8 @@ def sifting_factor(p_key_basis):
 
     Efficient BB84 (H.-K. Lo, H. F. Chau, M. Ardehali, J. Cryptology 18, 133 (2005)): both bases are kept and
     their errors estimated separately, so ``q = p^2 + (1-p)^2``; ``p = 1/2`` is standard BB84 (``q = 1/2``).
+    Asymptotically both matched bases give key, so ``q`` is symmetric in ``p <-> 1 - p`` and any ``p`` in (0, 1)
+    is valid; the finite-key analysis (``bb84_finite``) keeps only key-basis detections, ``p^2`` of the pulses.
     """
     return p_key_basis**2 + (1.0 - p_key_basis) ** 2
 
@@ -61,9 +63,11 @@ def vacuum_weak_bounds(intensity, gain, error_gain):
 def untagged_bounds(mu, gain, error_gain):
     """GLLP without decoys: every multi-photon pulse is assumed tagged and detected.
 
-    ``Q_1 >= Q_mu - P(n >= 2)`` and ``e_1 <= E_mu Q_mu / Q_1`` (GLLP 2004, Sec. 5; Ma et al. 2005, Sec. 2).
+    ``Q_1 >= Q_mu - P(n >= 2)`` and ``e_1 <= E_mu Q_mu / Q_1`` (GLLP 2004, Sec. 5; Ma et al. 2005, Sec. 2). The
+    bound counts vacuum detections too, so with many dark counts it can pass ``P(1)``, the most single photons
+    there are: it is capped there (Y_1 <= 1), which keeps it a lower bound.
     """
-    single_gain = jnp.maximum(gain - multiphoton_prob(mu), 0.0)
+    single_gain = jnp.clip(gain - multiphoton_prob(mu), 0.0, poisson_photon_prob(1.0, mu))
     return single_gain / poisson_photon_prob(1.0, mu), safe_divide(error_gain, single_gain)
 
 

@@ -129,8 +129,13 @@ def sampling_deviation(eps, error_rate, count_z, count_x):
 
 def _key_length(counts: BlockCounts, intensity, probs, protocol, eps_sec):
     eps = eps_sec / BOUND_COUNT
-    s_x0, s_x1 = vacuum_and_single_photon_lower(counts.detections_x, intensity, probs, eps)
-    _, s_z1 = vacuum_and_single_photon_lower(counts.detections_z, intensity, probs, eps)
+    # An intensity never sent leaves nothing to bound with (its n_k^+/- are -/+ infinite): s_0, s_1 >= 0 only, and
+    # no key. The bounds are evaluated with a stand-in probability there and s_0, s_1 set to 0 (v_Z1 then goes
+    # unused: no s_Z1), so no inf or NaN arises, in values or gradients.
+    sent = jnp.all(probs > 0)
+    probs = jnp.where(probs > 0, probs, 1.0)
+    s_x0, s_x1 = (jnp.where(sent, s, 0.0) for s in vacuum_and_single_photon_lower(counts.detections_x, intensity, probs, eps))
+    s_z1 = jnp.where(sent, vacuum_and_single_photon_lower(counts.detections_z, intensity, probs, eps)[1], 0.0)
     v_z1 = single_photon_errors_upper(counts.errors_z, intensity, probs, eps)
     # no single-photon detections bound in Z: no phase-error estimate, the worst case (the key is 0 then anyway)
     z_error_rate = jnp.where(s_z1 > 0, safe_divide(jnp.maximum(v_z1, 0.0), s_z1), 0.5)
