@@ -215,9 +215,14 @@ def use_compile_cache(directory: str | None) -> None:
     """Keep every program JAX compiles in ``directory`` (None: no persistent cache), so a rerun loads them.
 
     Even the smallest programs are kept: a study compiles many of well under JAX's default threshold of 1 s.
+    JAX opens its cache once per process, so a change of folder (``qkdjax.run`` with another ``compile_cache.dir``)
+    resets it.
     """
+    from jax.experimental.compilation_cache import compilation_cache
+
     if jax.config.jax_compilation_cache_dir != directory:
-        jax.config.update("jax_compilation_cache_dir", directory)
+        compilation_cache.set_cache_dir(directory)
+        compilation_cache.reset_cache()
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
