@@ -50,6 +50,7 @@ def test_what_does_not_depend_on_an_axis_is_identical_along_it_and_differs_with_
 # instead of one of 16.
 FINITE = (
     "sweep=lim_2014",
+    "optimize.enabled=false",
     "montecarlo.trials=100",
     "montecarlo.keep_trials=true",
     "protocol.block_size=[1e5]",

@@ -131,7 +131,7 @@ def test_multinomial_sampler_is_exact_in_mean_and_covariance():
     assert np.all(np.abs(np.cov(counts.T) - expected_cov) < 4 * cov_standard_error)
 
 
-MC = ("sweep=lim_2014", "link.distance_km=[20,100,200]", "protocol.block_size=[1e5,1e9]", "montecarlo.trials=200")
+MC = ("sweep=lim_2014", "optimize.enabled=false", "link.distance_km=[20,100,200]", "protocol.block_size=[1e5,1e9]", "montecarlo.trials=200")
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,14 @@ def test_zarr_store_opens_as_the_in_memory_cube_whatever_the_chunk_size(tmp_path
 @pytest.mark.parametrize(
     "overrides",
     [
-        ("sweep=lim_2014", "montecarlo.trials=16", "protocol.block_size=[1e5,1e6]", "link.distance_km=[10,50,90]", "sweep.chunk_size=64"),
+        (
+            "sweep=lim_2014",
+            "optimize.enabled=false",
+            "montecarlo.trials=16",
+            "protocol.block_size=[1e5,1e6]",
+            "link.distance_km=[10,50,90]",
+            "sweep.chunk_size=64",
+        ),
         ("link.distance_km=10", "link.attenuation_db_per_km=0.2", "detector.efficiency=0.1", "protocol.decoy=[infinite,none]"),
     ],
     ids=["monte_carlo_quantiles", "no_numeric_axis"],
