@@ -33,6 +33,8 @@ class ConfigError(ValueError):
 
 
 MAX_AXIS_VALUES = 10**9  # values of one sweep axis: float64 arrays on the host
+# Host memory a range axis takes while the config is parsed and checked, per value (1e8 values peaked at 4.9 GB).
+AXIS_BYTES_PER_VALUE = 64
 
 
 def _range_args(name: str, args: tuple, *, integer_bounds: bool = False) -> tuple[float, float, int]:
@@ -45,6 +47,13 @@ def _range_args(name: str, args: tuple, *, integer_bounds: bool = False) -> tupl
         raise ConfigError(f"malformed range: {name}:{','.join(map(str, args))}, expected {usage}")
     if num > MAX_AXIS_VALUES:  # before NumPy allocates them
         raise ConfigError(f"{name}:{','.join(map(str, args))} has {num} values, above the maximum {MAX_AXIS_VALUES:.0e} of an axis (8 GB)")
+    from qkdjax.resources import available_memory_bytes  # (resources builds on this module)
+
+    if num * AXIS_BYTES_PER_VALUE > (memory := available_memory_bytes()):
+        raise ConfigError(
+            f"{name}:{','.join(map(str, args))} has {num:.3g} values, which take about {num * AXIS_BYTES_PER_VALUE / 2**30:.3g} GiB "
+            f"to parse, more than the {memory / 2**30:.3g} GiB available: use fewer values, or sub-ranges in several jobs"
+        )
     return float(start), float(stop), num
 
 

@@ -83,3 +83,13 @@ def test_a_range_prints_a_closed_end_exactly_where_it_accepts_that_end(name):
 def test_a_component_that_never_fails_is_accepted():
     assert str(parameters.field("link.hop_mtbf_h", "corridor").metadata["range"]) == "(0, inf]"
     assert str(parameters.field("link.distance_km", "fibre").metadata["range"]) == "[0, inf)"
+
+
+def test_a_range_axis_larger_than_memory_is_refused_before_numpy_allocates_it(monkeypatch):
+    from qkdjax import resources
+
+    monkeypatch.setattr(resources, "available_memory_bytes", lambda: 2**30)  # 1 GiB: 16.8 million values at most
+    with pytest.raises(ConfigError, match=r"linspace:0,1,20000000 has 2e\+07 values, which take about 1.19 GiB to parse"):
+        qkdjax.run("link.distance_km=${linspace:0,1,20000000}")
+    with pytest.raises(ConfigError, match=r"logspace:-3,0,20000000 has 2e\+07 values"):
+        qkdjax.run("detector.dark_count_prob=${logspace:-3,0,20000000}")
