@@ -19,6 +19,7 @@ from qkdjax import optimize, parameters
 from qkdjax.montecarlo.estimates import mean_estimate, probability_estimate
 from qkdjax.montecarlo.fluctuations import sample_block
 from qkdjax.network import availability
+from qkdjax.numerics import safe_divide
 from qkdjax.parameters import MAX_PATHS, MAX_TRUSTED_NODES, FibreLink, StudyParams, build_params, replace_values
 from qkdjax.physics import free_space, satellite
 from qkdjax.physics.bounds import plob_bound
@@ -170,7 +171,7 @@ def single_photon_bounds(p: StudyParams, gain, error_gain, true_yield1, true_err
     """Y_1 (lower) and e_1 (upper) as the chosen decoy method estimates them."""
     method = p.protocol.decoy
     if method == "infinite":  # infinitely many decoys pin Y_1 and e_1 exactly (Lo, Ma, Chen, PRL 94, 230504 (2005))
-        return true_yield1, bb84_decoy.safe_divide(true_error_yield1, true_yield1)
+        return true_yield1, safe_divide(true_error_yield1, true_yield1)
     if method == "vacuum_weak":
         return bb84_decoy.vacuum_weak_bounds(intensities(p.source), gain, error_gain)
     if method == "none":
@@ -193,7 +194,7 @@ def asymptotic_estimate(p: StudyParams) -> AsymptoticEstimate:
     """Asymptotic decoy BB84 over a link evaluated at one point (fibre length, elevation)."""
     channel = p.link.transmittance()
     gain, error_gain, yield1, error_yield1 = detection_statistics(p, channel)
-    qber = bb84_decoy.safe_divide(error_gain[0], gain[0])
+    qber = safe_divide(error_gain[0], gain[0])
     y1, e1 = single_photon_bounds(p, gain, error_gain, yield1, error_yield1)
     margin = bb84_decoy.asymptotic_key_margin(p.source.p_signal, p.source.mu_signal, gain[0], qber, y1, e1, p.protocol)
     return AsymptoticEstimate(channel, gain, qber, y1, e1, margin)
@@ -245,7 +246,7 @@ def finite_key_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], FiniteKeyE
     metrics = {
         "key_rate": per_pulse * p.source.rep_rate_hz,
         "key_rate_per_pulse": per_pulse,
-        "qber": bb84_decoy.safe_divide(estimate.error_gain[0], gain[0]),
+        "qber": safe_divide(estimate.error_gain[0], gain[0]),
         "gain": gain[0],
         "plob_bound_per_pulse": plob_bound(estimate.channel),
         "channel_transmittance": estimate.channel,
@@ -355,9 +356,9 @@ def pass_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], tuple]:
     per_day, passes = key_per_day(p, table)
     metrics = {
         "key_per_pass": key.key_length,
-        "key_rate": bb84_decoy.safe_divide(key.key_length, duration_s),
-        "key_rate_per_pulse": bb84_decoy.safe_divide(key.key_length, pulses),
-        "qber": bb84_decoy.safe_divide(error_gain[0], gain[0]),
+        "key_rate": safe_divide(key.key_length, duration_s),
+        "key_rate_per_pulse": safe_divide(key.key_length, pulses),
+        "qber": safe_divide(error_gain[0], gain[0]),
         "gain": gain[0],
         "plob_bound_per_pulse": jnp.mean(plob_bound(channels)),
         "pass_duration_s": duration_s,

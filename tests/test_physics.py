@@ -9,11 +9,12 @@ from conftest import evaluate, reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qkdjax.numerics import binary_entropy
 from qkdjax.physics.bounds import plob_bound
 from qkdjax.physics.detector import click_and_error_probs, live_fraction
 from qkdjax.physics.fibre import fibre_transmittance
 from qkdjax.physics.source import multiphoton_prob, poisson_photon_prob
-from qkdjax.protocols.bb84_decoy import binary_entropy, sifting_factor
+from qkdjax.protocols.bb84_decoy import sifting_factor
 
 DECOYS = ["infinite", "vacuum_weak", "none"]
 

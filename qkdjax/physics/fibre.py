@@ -1,6 +1,6 @@
 """Optical fibre channel."""
 
-import jax.numpy as jnp
+from qkdjax.numerics import db_to_transmittance
 
 
 def loss_db(distance_km, attenuation_db_per_km, extra_loss_db):
@@ -15,4 +15,4 @@ def fibre_transmittance(distance_km, attenuation_db_per_km, extra_loss_db):
     H.-K. Lo, Phys. Rev. A 72, 012326 (2005), Eq. (6). Computed as ``exp(-ln10/10 * dB)`` so a 1000 km span
     (eta ~ 1e-20) keeps full float64 relative precision.
     """
-    return jnp.exp(-jnp.log(10.0) / 10.0 * loss_db(distance_km, attenuation_db_per_km, extra_loss_db))
+    return db_to_transmittance(loss_db(distance_km, attenuation_db_per_km, extra_loss_db))

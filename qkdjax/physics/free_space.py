@@ -91,11 +91,6 @@ def pass_elevations_deg(max_elevation_deg, min_elevation_deg, altitude_km, n_ste
 # Beam propagation and losses
 
 
-def loss_db(transmittance):
-    """Loss in dB of a transmittance, ``-10 log10(eta)``."""
-    return -10.0 * jnp.log10(transmittance)
-
-
 def beam_radius_m(slant_range_km, wavelength_nm, beam_waist_m):
     """Radius (1/e^2 intensity) of a Gaussian beam after ``slant_range_km``: ``w0 sqrt(1 + (L / z_R)^2)``,
     ``z_R = pi w0^2 / lambda`` (A. E. Siegman, Lasers (1986), Ch. 17)."""

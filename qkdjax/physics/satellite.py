@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from qkdjax.numerics import transmittance_to_db
 from qkdjax.physics import free_space
 
 DIFFRACTION_TABLE_NODES = 32  # log-range nodes: linear interpolation within 0.003 dB (tests/test_satellite.py)
@@ -41,7 +42,7 @@ def diffraction_table(link) -> DiffractionTable:
     efficiency = jax.vmap(free_space.diffraction_efficiency, (0, None, None, None, None))(
         jnp.exp(log_range_km), link.wavelength_nm, link.beam_waist_m, link.transmitter_radius_m, link.receiver_radius_m
     )
-    return DiffractionTable(log_range_km, free_space.loss_db(efficiency))
+    return DiffractionTable(log_range_km, transmittance_to_db(efficiency))
 
 
 def loss_budget_db(link, elevation_deg, table: DiffractionTable | None = None) -> dict[str, jax.Array]:
@@ -54,15 +55,15 @@ def loss_budget_db(link, elevation_deg, table: DiffractionTable | None = None) -
         diffraction = free_space.diffraction_efficiency(
             range_km, link.wavelength_nm, link.beam_waist_m, link.transmitter_radius_m, link.receiver_radius_m
         )
-        diffraction_db = free_space.loss_db(diffraction)
+        diffraction_db = transmittance_to_db(diffraction)
     else:
         diffraction_db = jnp.interp(jnp.log(range_km), table.log_range_km, table.loss_db)
     atmosphere = free_space.atmospheric_transmittance(elevation_deg, link.zenith_transmittance)
     pointing = free_space.pointing_efficiency(range_km, link.pointing_jitter_urad, link.wavelength_nm, link.beam_waist_m)
     losses = {
         "diffraction_loss_db": diffraction_db,
-        "atmospheric_loss_db": free_space.loss_db(atmosphere),
-        "pointing_loss_db": free_space.loss_db(pointing),
+        "atmospheric_loss_db": transmittance_to_db(atmosphere),
+        "pointing_loss_db": transmittance_to_db(pointing),
         "intrinsic_loss_db": link.intrinsic_loss_db,
     }
     return {"slant_range_km": range_km, **losses, "total_loss_db": sum(losses.values())}

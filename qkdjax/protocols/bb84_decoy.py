@@ -10,23 +10,11 @@ with ``q`` the sifting factor, ``Q_mu``/``E_mu`` the gain and QBER of the signal
 """
 
 import jax.numpy as jnp
-from jax.scipy.special import xlogy
 
+from qkdjax.numerics import binary_entropy, safe_divide
 from qkdjax.physics.source import multiphoton_prob, poisson_photon_prob
 
 DECOY_METHODS = ("infinite", "vacuum_weak", "none")
-
-
-def binary_entropy(p):
-    """Shannon entropy of a bit, ``H2(p) = -p log2 p - (1-p) log2(1-p)``, with ``p`` clipped to [0, 1/2]."""
-    p = jnp.clip(p, 0.0, 0.5)
-    return -(xlogy(p, p) + xlogy(1.0 - p, 1.0 - p)) / jnp.log(2.0)
-
-
-def safe_divide(numerator, denominator):
-    """``numerator / denominator``, and 0 where the denominator is 0 (no detections means no rate, not NaN)."""
-    nonzero = denominator != 0
-    return jnp.where(nonzero, numerator / jnp.where(nonzero, denominator, 1.0), 0.0)
 
 
 def sifting_factor(p_key_basis):

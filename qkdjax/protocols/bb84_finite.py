@@ -22,8 +22,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from qkdjax.numerics import binary_entropy, safe_divide
 from qkdjax.physics.source import poisson_photon_prob
-from qkdjax.protocols.bb84_decoy import binary_entropy, safe_divide
 
 BOUND_COUNT = 21  # Lim 2014 splits eps_sec over 21 estimates (each bound holds except with eps_sec / 21)
 EPS_SEC_ITERATIONS = 8  # fixed-point steps for eps_sec = kappa * l; l depends on eps_sec only logarithmically
