@@ -21,11 +21,12 @@ import jax
 import numpy as np
 from timing import timed
 
+from qkdjax.detectors.threshold import ThresholdDetector
 from qkdjax.montecarlo.events import expected_counts, simulate_pulses
-from qkdjax.parameters import Detector, Source
+from qkdjax.sources.wcp_decoy import WCPDecoy
 
-DETECTOR = Detector(efficiency=0.1, dark_count_prob=6e-7, afterpulse_prob=0.04, dead_time_ns=0.0, misalignment=0.01)
-SOURCE = Source(rep_rate_hz=1e9, mu_signal=0.5, mu_decoy=0.1, mu_weak=0.0, p_signal=0.8, p_decoy=0.1)
+DETECTOR = ThresholdDetector(efficiency=0.1, dark_count_prob=6e-7, afterpulse_prob=0.04, dead_time_ns=0.0, misalignment=0.01)
+SOURCE = WCPDecoy(rep_rate_hz=1e9, mu_signal=0.5, mu_decoy=0.1, mu_weak=0.0, p_signal=0.8, p_decoy=0.1)
 P_KEY_BASIS = 0.5
 PROTOCOL = SimpleNamespace(p_key_basis=P_KEY_BASIS)  # the one protocol field the event simulator reads
 

@@ -20,7 +20,7 @@ from timing import device_line, timed
 
 from qkdjax.cli import compose_config
 from qkdjax.config import parse_grid
-from qkdjax.study import Study
+from qkdjax.study import make_study
 from qkdjax.sweep import run_grid
 
 # sweeps/lim_2014.yaml
@@ -120,8 +120,8 @@ def main() -> None:
 
     for label, extra, unit in (("estimator", (), 1), ("Monte Carlo", (f"montecarlo.trials={args.trials}",), args.trials)):
         grid = parse_grid(compose_config(*overrides, *extra)[0])
-        make_study = lambda choices: Study(choices, trials=0 if unit == 1 else args.trials)
-        run = lambda: run_grid(make_study, grid, chunk_size=262144, seed=0)
+        study_of = lambda choices: make_study(choices, trials=0 if unit == 1 else args.trials)
+        run = lambda: run_grid(study_of, grid, chunk_size=262144, seed=0)
         run()  # compile
         cube, seconds = timed(run, args.repeat if unit == 1 else 1)  # a Monte Carlo run is long enough to time once
         evaluations = cube.key_rate.size * unit

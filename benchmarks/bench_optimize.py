@@ -25,7 +25,7 @@ from timing import device_line, timed
 
 from qkdjax.cli import compose_config
 from qkdjax.config import parse_grid, parse_settings
-from qkdjax.study import Study
+from qkdjax.study import make_study
 from qkdjax.sweep import run_grid
 
 START = np.array([0.4, 0.2, 0.3, 0.35, 0.5])  # sweeps/lim_2014.yaml: mu1, mu2, p_mu1, p_mu2, q_x
@@ -60,8 +60,8 @@ def main() -> None:
     overrides = ("sweep=lim_2014", f"link.distance_km=${{linspace:0,200,{args.points // 10}}}", "protocol.block_size=${logspace:4,10,10}")
     cfg = compose_config(*overrides)[0]
     grid, settings = parse_grid(cfg), parse_settings(cfg)
-    make_study = functools.partial(Study, optimizer=settings.optimizer)
-    run = lambda: run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=0)
+    study_of = functools.partial(make_study, optimizer=settings.optimizer)
+    run = lambda: run_grid(study_of, grid, chunk_size=settings.chunk_size, seed=0)
     _, first = timed(run)
     cube, seconds = timed(run)
     rate = cube.key_rate_per_pulse

@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_satellite.py [--passes 64] [--samples 1000]
 
 1. The fading core, against NumPy: for every pass (max elevations 20-90 degrees of the SatQuMA downlink with
-   1 urad pointing jitter and HV5/7 turbulence), time step (qkdjax.study.PASS_TIME_STEPS) and sample, draw the
+   1 urad pointing jitter and HV5/7 turbulence), time step (qkdjax.scenarios.satellite_pass.PASS_TIME_STEPS) and sample, draw the
    pointing miss and the log-normal scintillation, and turn the transmittance into the pass-averaged detection
    and error probabilities of the three intensities (what each Monte Carlo pass feeds to its finite-key block).
    The per-step fading statistics come from qkdjax for both (deterministic, not timed); the NumPy version
@@ -26,7 +26,8 @@ from qkdjax.cli import compose_config
 from qkdjax.config import parse_grid
 from qkdjax.parameters import build_params
 from qkdjax.physics import satellite
-from qkdjax.study import PASS_TIME_STEPS, detection_statistics, pass_geometry
+from qkdjax.protocols.bb84_decoy import detection_statistics
+from qkdjax.scenarios.satellite_pass import PASS_TIME_STEPS, pass_geometry
 
 
 def pass_statistics(max_elevations_deg):

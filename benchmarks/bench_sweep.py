@@ -19,7 +19,7 @@ from timing import device_line, timed
 import qkdjax
 from qkdjax.cli import compose_config
 from qkdjax.config import parse_grid
-from qkdjax.study import Study
+from qkdjax.study import make_study
 from qkdjax.sweep import run_grid
 
 ATTENUATIONS = [0.16, 0.18, 0.2, 0.22]
@@ -92,7 +92,7 @@ def main() -> None:
             _, first = timed(lambda: qkdjax.run(*overrides))
             cube, seconds = timed(lambda: qkdjax.run(*overrides), args.repeat)
             grid = parse_grid(compose_config(*overrides)[0])
-            _, engine_seconds = timed(lambda: run_grid(Study, grid, chunk_size=args.chunk_size, seed=0), args.repeat)
+            _, engine_seconds = timed(lambda: run_grid(make_study, grid, chunk_size=args.chunk_size, seed=0), args.repeat)
             n = cube.key_rate.size
             line = f"{n:>10.3g} {decoy:>12} {n / seconds:>11.3e} {n / engine_seconds:>12.3e}"
             if not args.skip_numpy:

@@ -17,10 +17,33 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from qkdjax.units import cf_attrs, units_of
+from qkdjax.units import ROLE_ATTR, cf_attrs, units_of
 
-DISTANCE_DIMS = ("link.distance_km", "link.total_length_km")
 DEFAULT_VARIABLE = "key_rate"
+
+
+def with_role(cube: xr.Dataset | xr.DataArray, role: str) -> list[Hashable]:
+    """Names of the coordinates and variables of ``cube`` whose ``qkdjax_role`` is ``role`` (``distance``,
+    ``demand``, ``rate``, ``bound``, ...; ``qkdjax.sweep.Output``): how reports find what a cube holds without
+    knowing which protocol or link wrote it."""
+    names = [*cube.coords, *(cube.data_vars if isinstance(cube, xr.Dataset) else ())]
+    return [name for name in names if cube[name].attrs.get(ROLE_ATTR) == role]
+
+
+def role_dim(cube: xr.Dataset | xr.DataArray, role: str) -> Hashable:
+    """The dim of ``cube`` with ``role`` (e.g. ``distance``: ``link.distance_km``); ValueError if it has none."""
+    dims = [name for name in with_role(cube, role) if name in cube.dims]
+    if not dims:
+        raise ValueError(f"the cube has no {role} dim (dims: {', '.join(map(str, cube.dims))}): pass dim=")
+    return dims[0]
+
+
+def role_variable(cube: xr.Dataset, role: str) -> str:
+    """The variable of ``cube`` with ``role`` (e.g. ``demand_met``); ValueError if it has none."""
+    names = [name for name in with_role(cube, role) if name in cube.data_vars]
+    if not names:
+        raise ValueError(f"the cube has no {role} variable (variables: {', '.join(map(str, cube.data_vars))}): pass variable=")
+    return str(names[0])
 
 
 def _variable(cube: xr.Dataset | xr.DataArray, variable: str | None) -> xr.DataArray:
@@ -130,14 +153,16 @@ def _label_crossing(value, edge, rate, target, dim, relation: str) -> xr.DataArr
     return value
 
 
-def reach(cube, target: float, dim: Hashable = "link.distance_km", variable: str | None = None) -> xr.DataArray:
-    """Maximal reach: the largest value of ``dim`` (e.g. ``link.distance_km``, in its units, e.g. km) where
-    ``variable`` (default ``key_rate``, bit/s) is at least ``target`` (same units), for every other point.
+def reach(cube, target: float, dim: Hashable | None = None, variable: str | None = None) -> xr.DataArray:
+    """Maximal reach: the largest value of ``dim`` (default the cube's distance dim, e.g. ``link.distance_km``,
+    in its units, e.g. km) where ``variable`` (default ``key_rate``, bit/s) is at least ``target`` (same units),
+    for every other point.
 
     Interpolated in log(rate) between grid points; NaN where the target is never met. Where it is met up to the
     end of the grid the result is the grid's last value and the coordinate ``at_grid_edge`` is True.
     """
     rate = _variable(cube, variable)
+    dim = role_dim(cube, "distance") if dim is None else dim
     value, edge = _crossing(rate, target, dim, "max")
     return _label_crossing(value, edge, rate, target, dim, "max")
 
@@ -174,10 +199,10 @@ def feasible(cube, target: float, variable: str | None = None) -> xr.DataArray:
 
 
 def plob_fraction(cube: xr.Dataset) -> xr.DataArray:
-    """``key_rate_per_pulse / plob_bound_per_pulse`` (units 1): how close each design comes to the repeaterless
-    bound (0 where the bound is infinite, at zero loss)."""
-    rate = _variable(cube, "key_rate_per_pulse")
-    bound = _variable(cube, "plob_bound_per_pulse")
+    """``key_rate_per_pulse / plob_bound_per_pulse`` (the variables with roles ``rate_per_pulse`` and ``bound``;
+    units 1): how close each design comes to the repeaterless bound (0 where the bound is infinite, at zero loss)."""
+    rate = _variable(cube, role_variable(cube, "rate_per_pulse"))
+    bound = _variable(cube, role_variable(cube, "bound"))
     out = (rate / bound).where(bound > 0)
     out.name = "plob_fraction"
     out.attrs = {"units": "1", "long_name": "key rate / PLOB repeaterless bound"}
@@ -213,9 +238,11 @@ def compare_options(cube, dim: Hashable, variable: str | None = None, higher_is_
     ).drop_vars(dim, errors="ignore")
 
 
-def meets_demand(cube: xr.Dataset, probability: float, variable: str = "demand_met_probability") -> xr.DataArray:
-    """Boolean mask of availability cubes: the demand is met with at least ``probability`` (0-1) at each point."""
+def meets_demand(cube: xr.Dataset, probability: float, variable: str | None = None) -> xr.DataArray:
+    """Boolean mask of availability cubes: the demand is met with at least ``probability`` (0-1) at each point
+    (``variable`` default: the cube's ``demand_met`` variable, e.g. ``demand_met_probability``)."""
     check_probability(probability)
+    variable = role_variable(cube, "demand_met") if variable is None else variable
     out = _variable(cube, variable) >= probability
     out.name = "meets_demand"
     out.attrs = {"long_name": f"{variable} >= {probability:g}", "probability": probability}
@@ -244,10 +271,10 @@ def smallest_option_meeting_demand(cube: xr.Dataset, probability: float, dim: Ha
     return _demand_edge(cube, probability, dim, largest=False)
 
 
-def largest_demand_met(cube: xr.Dataset, probability: float, dim: Hashable = "link.demand_bps") -> xr.DataArray:
-    """The largest demand on the grid ``dim`` (bit/s) met with at least ``probability`` (0-1), per other point;
-    NaN where even the smallest demand is not met."""
-    return _demand_edge(cube, probability, dim, largest=True)
+def largest_demand_met(cube: xr.Dataset, probability: float, dim: Hashable | None = None) -> xr.DataArray:
+    """The largest demand on the grid ``dim`` (bit/s; default the cube's demand dim, e.g. ``link.demand_bps``)
+    met with at least ``probability`` (0-1), per other point; NaN where even the smallest demand is not met."""
+    return _demand_edge(cube, probability, role_dim(cube, "demand") if dim is None else dim, largest=True)
 
 
 def _scalar(value):

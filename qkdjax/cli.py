@@ -41,7 +41,7 @@ from qkdjax.config import (
 )
 from qkdjax.io import StoreError, merge_cubes, one_line, open_cube, write_netcdf
 from qkdjax.resources import check_resources
-from qkdjax.study import Study
+from qkdjax.study import make_study
 from qkdjax.sweep import run_grid
 
 
@@ -54,7 +54,29 @@ def _resource_dir(name: str) -> Path:
 CONF_DIR = _resource_dir("conf")
 SWEEPS_DIR = _resource_dir("sweeps")
 # Config group -> its options (Hydra's own groups under conf/hydra/ are Hydra's to check; sweeps: see check_overrides).
-CONFIG_GROUPS = {p.name: sorted(q.stem for q in p.glob("*.yaml")) for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"}
+
+
+def config_groups(*conf_dirs: Path) -> dict[str, list[str]]:
+    """Config group -> the option names its YAMLs offer, over ``conf_dirs`` (qkdjax's own first)."""
+    groups: dict[str, set[str]] = {}
+    for conf_dir in (CONF_DIR, *conf_dirs):
+        for folder in (p for p in conf_dir.iterdir() if p.is_dir() and p.name != "hydra"):
+            groups.setdefault(folder.name, set()).update(q.stem for q in folder.glob("*.yaml"))
+    return {group: sorted(options) for group, options in groups.items()}
+
+
+def search_dirs(overrides) -> list[Path]:
+    """The existing folders that ``hydra.searchpath=[file://DIR, ...]`` adds: a plug-in's own configs (e.g. its
+    ``protocol/NAME.yaml``)."""
+    from qkdjax.config import parse_overrides
+
+    found = []
+    for override in parse_overrides([o for o in overrides if o.startswith("hydra.searchpath=")]):
+        for entry in override.value() or []:
+            folder = Path(str(entry).removeprefix("file://"))
+            if folder.is_dir():
+                found.append(folder)
+    return found
 
 
 def version() -> str:
@@ -91,7 +113,7 @@ def check_overrides(overrides) -> None:
     from qkdjax.config import check_override_keys
 
     sweeps = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
-    check_override_keys(overrides, _primary_config(), {**CONFIG_GROUPS, "sweep": sweeps})
+    check_override_keys(overrides, _primary_config(), {**config_groups(*search_dirs(overrides)), "sweep": sweeps})
 
 
 def _cube_name(settings, hydra_cfg) -> str:
@@ -177,7 +199,7 @@ def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
 def study_factory(settings: Settings) -> Callable:
     """``make_study(choices)``: the study of one combination of static choices, with the run's settings."""
     return functools.partial(
-        Study,
+        make_study,
         trials=settings.trials,
         keep_trials=settings.keep_trials,
         supply_horizon_h=settings.supply_horizon_h,

@@ -23,9 +23,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from qkdjax import parameters
-from qkdjax.optimize import INVERSE_QUANTITIES, OPTIMISABLE, Inverse, Optimizer
+from qkdjax.optimize import Inverse, Optimizer, inverse_quantities
 from qkdjax.parameters import Range
-from qkdjax.units import cf_attrs
+from qkdjax.units import ROLE_ATTR, cf_attrs
 
 
 class ConfigError(ValueError):
@@ -221,11 +221,9 @@ def _choice_values(path: str, value: Any, choices: Sequence[str]) -> list[str]:
     return values
 
 
-HOP_GROUPS = {"link": parameters.FibreLink, "detector": parameters.Detector, "protocol": parameters.Protocol}
-
-
-def _hops(path: str, value: Any) -> tuple[tuple[tuple[str, float], ...], ...]:
-    """Validate a list of hops; each hop is a fibre link's values plus optional ``detector``/``protocol`` values.
+def _hops(path: str, value: Any, classes: Mapping[str, type]) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Validate a list of hops; each hop is the values of a link of class ``classes["link"]`` plus optional
+    ``detector``/``protocol`` values (of the study's classes in ``classes``).
 
     Returns per hop the flat ``(group.field, value)`` pairs it sets (hashable: the hops are static).
     """
@@ -241,7 +239,7 @@ def _hops(path: str, value: Any) -> tuple[tuple[tuple[str, float], ...], ...]:
         sections["link"].setdefault("extra_loss_db", 0.0)
         pairs = []
         for group, values in sections.items():
-            fields = {f.name: f for f in parameters.numeric_fields(HOP_GROUPS[group])}
+            fields = {f.name: f for f in parameters.numeric_fields(classes[group])}
             if not isinstance(values, dict):
                 raise ConfigError(f"{where}.{group} must be a mapping of {group} values")
             for key, number in values.items():
@@ -259,34 +257,63 @@ def _hops(path: str, value: Any) -> tuple[tuple[tuple[str, float], ...], ...]:
     return tuple(hops)
 
 
-def _group_class(cfg: DictConfig, group: str) -> type:
+def _type_name(cfg: DictConfig, group: str) -> str | None:
+    """The group's ``type`` (None: the group's default), one name even where a list of types is swept."""
     node = cfg.get(group)
     if not isinstance(node, DictConfig):
         raise ConfigError(f"config group '{group}' is missing (choose one with {group}=NAME)")
-    type_name = node.get("type")
-    try:
-        return parameters.group_class(group, type_name)
-    except KeyError:
-        known = ", ".join(t for t in parameters.GROUPS[group] if t)
-        raise ConfigError(f"{group}.type = {type_name!r} is not one of: {known}") from None
+    type_name = _resolve(node, f"{group}.type") if "type" in node else None
+    names = type_name if isinstance(type_name, list) else [type_name]
+    known = ", ".join(parameters.registry(group))
+    classes = set()
+    for name in names:
+        try:
+            classes.add(parameters.group_class(group, name))
+        except (KeyError, TypeError):
+            raise ConfigError(f"{group}.type = {name!r} is not one of: {known}") from None
+    if len(classes) > 1:
+        raise ConfigError(
+            f"{group}.type = {type_name} sweeps models with different parameters: compare them with --multirun {group}={','.join(map(str, names))}"
+        )
+    return names[0]
 
 
 def _check_keys(cfg: DictConfig, group: str, cls: type) -> None:
-    fields = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in cfg[group]:
         if key not in fields:
-            owners = [t for t, other in parameters.GROUPS[group].items() if t and key in {f.name for f in dataclasses.fields(other)}]
+            owners = [t for t, other in parameters.registry(group).items() if key in {f.name for f in dataclasses.fields(other)}]
             # e.g. the default sweep's link.distance_km with link=corridor: the sweep was written for another type
             hint = f"; it belongs to {group}.type {' or '.join(owners)}: is the sweep for that type?" if owners else ""
             raise ConfigError(f"unknown config key '{group}.{key}' ({group} accepts: {', '.join(fields)}{hint})")
-    for name in fields:
-        if name not in cfg[group]:
+    for name, f in fields.items():
+        if name not in cfg[group] and f.default is dataclasses.MISSING:
             raise ConfigError(f"config key '{group}.{name}' is missing")
+
+
+def check_compatible(classes: Mapping[str, type], static: Mapping[str, Any]) -> None:
+    """The protocol's declared needs hold: its channel arms and the model classes it works with."""
+    protocol, link = classes["protocol"], classes["link"]
+    kind = static.get("protocol.type") or protocol.types[0]
+    if protocol.arms != link.arms:
+        fitting = [t for t, c in parameters.registry("link").items() if c.arms == protocol.arms]
+        raise ConfigError(
+            f"protocol.type {kind} needs a link with {protocol.arms} arm(s), but link.type {static.get('link.type')} has {link.arms}: "
+            f"choose link={' or link='.join(fitting) or '(none registered)'}"
+        )
+    for group, needed in protocol.needs.items():
+        if not issubclass(classes[group], needed):
+            fitting = [t for t, c in parameters.registry(group).items() if issubclass(c, needed)]
+            raise ConfigError(
+                f"protocol.type {kind} works with {group}.type {' or '.join(fitting)}, not {static.get(f'{group}.type') or classes[group].types[0]}"
+            )
 
 
 def _check_constraints(group: str, cls: type, values: Mapping[str, np.ndarray]) -> None:
     for constraint in cls.constraints:
-        paths = [f"{group}.{name}" for name in constraint.fields]
+        paths = [name if "." in name else f"{group}.{name}" for name in constraint.fields]
+        if not all(p in values for p in paths):  # an optional field left unset
+            continue
         # Each involved parameter on its own broadcast dimension: all combinations, and no other parameter's.
         arrays = np.ix_(*(values[p] for p in paths))
         holds = np.broadcast_to(constraint.holds(*arrays), tuple(len(values[p]) for p in paths))
@@ -306,16 +333,16 @@ def _check_exactly_one_set(group: str, cls: type, values: Mapping[str, np.ndarra
 
 def parse_grid(cfg: DictConfig) -> Grid:
     """Validate the physics groups of a composed config and lay out its grid. Raises ``ConfigError``."""
-    fixed, static, numeric_axes, categorical_axes = {}, {}, [], []
-    for group in parameters.GROUPS:
-        cls = _group_class(cfg, group)
+    fixed, static, numeric, numeric_axes, categorical_axes = {}, {}, {}, [], []
+    classes = {group: parameters.group_class(group, _type_name(cfg, group)) for group in parameters.GROUPS}
+    check_compatible(classes, {f"{group}.type": _type_name(cfg, group) for group in parameters.GROUPS})
+    for group, cls in classes.items():
         _check_keys(cfg, group, cls)
-        numeric = {}
         for field in dataclasses.fields(cls):
             path, meta = f"{group}.{field.name}", field.metadata
-            value = _resolve(cfg[group], path)
+            value = _resolve(cfg[group], path) if field.name in cfg[group] else field.default
             if meta.get("hops"):
-                static[path] = _hops(path, value)
+                static[path] = _hops(path, value, {**classes, "link": meta["hops"]})
                 continue
             if "choices" in meta:
                 values = _choice_values(path, value, meta["choices"])
@@ -330,9 +357,11 @@ def parse_grid(cfg: DictConfig) -> Grid:
                 continue
             numeric[path] = _numeric_values(path, value, meta["range"])
             if _is_axis(value):
-                numeric_axes.append(Axis(path, numeric[path], {**cf_attrs(meta["units"]), "long_name": meta["long_name"]}))
+                role = {ROLE_ATTR: meta["role"]} if meta.get("role") else {}
+                numeric_axes.append(Axis(path, numeric[path], {**cf_attrs(meta["units"]), "long_name": meta["long_name"], **role}))
             else:
                 fixed[path] = float(numeric[path][0])
+    for group, cls in classes.items():
         _check_constraints(group, cls, numeric)
         _check_exactly_one_set(group, cls, numeric)
     return Grid(fixed, static, tuple(numeric_axes), tuple(categorical_axes))
@@ -459,23 +488,27 @@ def parse_settings(cfg: DictConfig) -> Settings:
     )
 
 
-def _parameter_names(path: str, value: Any, allowed: Sequence[str]) -> tuple[str, ...]:
-    """A list of dotted parameter paths, each one of ``allowed``, none repeated, at least one."""
-    if not isinstance(value, (list, ListConfig)) or not value:
-        raise ConfigError(f"{path} = {value!r} must be a non-empty list of: {', '.join(allowed)}")
+def _parameter_names(path: str, value: Any) -> tuple[str, ...]:
+    """A non-empty list of dotted ``group.field`` paths, none repeated (which fields fit is checked with the
+    study's classes, ``check_study``)."""
+    if not isinstance(value, (list, ListConfig)) or not value or not all(isinstance(v, str) and v.count(".") == 1 for v in value):
+        raise ConfigError(f"{path} = {value!r} must be a non-empty list of dotted parameter names (group.field)")
     names = tuple(value)
-    _check_members(path, names, allowed, "names a parameter twice")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path} = {list(names)} names a parameter twice")
     return names
 
 
-def _bounds(path: str, node: Any, names: Sequence[str]) -> tuple[tuple[float, float], ...]:
-    """``[low, high]`` for each of ``names`` from ``node.<group>.<field>``, with low < high."""
+def _bounds(path: str, node: Any, names: Sequence[str]) -> tuple[tuple[float, float] | None, ...]:
+    """``[low, high]`` for each of ``names`` from ``node.<group>.<field>``, with low < high; None where it is not
+    set (``check_study`` says so once it knows that the name is one the study's classes accept)."""
     bounds = []
     for name in names:
         where = f"{path}.{name}"
         value = OmegaConf.select(node, name) if isinstance(node, DictConfig) else None
         if value is None:
-            raise ConfigError(f"{where} is not set (give [low, high])")
+            bounds.append(None)
+            continue
         if not isinstance(value, ListConfig) or len(value) != 2 or not all(_is_number(v) for v in value):
             raise ConfigError(f"{where} = {value!r} must be [low, high]")
         low, high = float(value[0]), float(value[1])
@@ -489,12 +522,8 @@ def parse_optimizer(node: DictConfig) -> Optimizer | None:
     """``optimize.*``: which protocol parameters to optimise at every point, within which bounds, and how."""
     if not _boolean("optimize.enabled", node.enabled):
         return None
-    params = _parameter_names("optimize.params", node.params, OPTIMISABLE)
+    params = _parameter_names("optimize.params", node.params)
     bounds = _bounds("optimize.bounds", node.bounds, params)
-    for name, (low, high) in zip(params, bounds):
-        allowed = parameters.field(name).metadata["range"]
-        if not (allowed.contains(np.array([low, high])).all()):
-            raise ConfigError(f"optimize.bounds.{name} = [{low:g}, {high:g}] is outside the allowed range {allowed}")
     return Optimizer(
         params,
         bounds,
@@ -513,11 +542,8 @@ def parse_inverse(node: DictConfig) -> Inverse | None:
         return None
     if not _is_number(target) or not 0 <= target < math.inf:
         raise ConfigError(f"inverse.target_key_rate = {target!r} must be a number >= 0 (bit/s)")
-    solve = _parameter_names("inverse.solve", node.solve, tuple(INVERSE_QUANTITIES))
+    solve = _parameter_names("inverse.solve", node.solve)
     bounds = _bounds("inverse.bounds", node.bounds, solve)
-    for name, (low, _) in zip(solve, bounds):
-        if INVERSE_QUANTITIES[name].log_scale and low <= 0:
-            raise ConfigError(f"inverse.bounds.{name} must start above 0 (it is searched in log scale), got {low:g}")
     return Inverse(
         float(target),
         solve,
@@ -527,84 +553,80 @@ def parse_inverse(node: DictConfig) -> Inverse | None:
     )
 
 
-def _check_optimizer(grid: Grid, optimizer: Optimizer) -> None:
-    """The optimised parameters are not axes, and the boxes' low ends leave every source constraint room."""
+def _check_box(setting: str, path: str, box: tuple[float, float] | None, classes: Mapping[str, type]) -> None:
+    """``setting.bounds.<path>`` = ``box`` is set and lies within the range of the field ``path`` of the study's
+    classes."""
+    if box is None:
+        raise ConfigError(f"{setting}.bounds.{path} is not set (give [low, high])")
+    group, name = path.split(".")
+    allowed = next(f.metadata["range"] for f in dataclasses.fields(classes[group]) if f.name == name)
+    if not allowed.contains(np.array(box)).all():
+        raise ConfigError(f"{setting}.bounds.{path} = [{box[0]:g}, {box[1]:g}] is outside the allowed range {allowed}")
+
+
+def _check_optimizer(grid: Grid, optimizer: Optimizer, classes: Mapping[str, type]) -> None:
+    """The optimised parameters are optimisable fields of the study's classes and not axes, their boxes lie in
+    their ranges, and the boxes' low ends leave every relation between them room (``optimisation_room``)."""
+    allowed = parameters.flagged_paths(classes, "optimisable")
     axes = {a.name for a in grid.numeric_axes}
-    for name in optimizer.params:
+    for name, box in zip(optimizer.params, optimizer.bounds):
+        if name not in allowed:
+            raise ConfigError(f"optimize.params: {name} is not an optimisable parameter of this study (optimisable: {', '.join(allowed)})")
         if name in axes:
             raise ConfigError(
                 f"{name} is both a sweep axis and optimised: give it one value (the first start) or drop it from optimize.params"
             )
+        _check_box("optimize", name, box, classes)
 
     def swept(name: str) -> np.ndarray:
         axis = next((a.values for a in grid.numeric_axes if a.name == name), None)
         return np.asarray([grid.fixed[name]]) if axis is None else axis
 
-    def least(name: str) -> float:  # the smallest value the optimiser may give it, else its largest fixed value
-        return optimizer.box(name)[0] if name in optimizer.params else float(np.max(swept(name)))
+    for group, cls in classes.items():
 
-    def most(name: str) -> float:
-        return optimizer.box(name)[1] if name in optimizer.params else float(np.min(swept(name)))
+        def least(field: str, group=group) -> float:  # the smallest value the optimiser may give it, else its largest fixed value
+            path = f"{group}.{field}"
+            return optimizer.box(path)[0] if path in optimizer.params else float(np.max(swept(path)))
 
-    intensities = ("source.mu_signal", "source.mu_decoy", "source.mu_weak")
-    room = (  # what the feasible intervals of qkdjax.optimize need, where they involve an optimised parameter
-        ("mu_signal > mu_decoy + mu_weak", intensities, most(intensities[0]) > least(intensities[1]) + least(intensities[2])),
-        ("mu_decoy > mu_weak", intensities[1:], most(intensities[1]) > least(intensities[2])),
-        ("p_signal + p_decoy < 1", ("source.p_signal", "source.p_decoy"), least("source.p_signal") + least("source.p_decoy") < 1.0),
-    )
-    for constraint, names, holds in room:
-        if not holds and set(names) & set(optimizer.params):
-            bounds = ", ".join(f"{n} = {list(optimizer.box(n))}" for n in optimizer.params if n.startswith("source."))
-            raise ConfigError(f"optimize.bounds leave no source with {constraint} ({bounds}; fixed values as configured)")
+        def most(field: str, group=group) -> float:
+            path = f"{group}.{field}"
+            return optimizer.box(path)[1] if path in optimizer.params else float(np.min(swept(path)))
+
+        for relation, fields, holds in cls.optimisation_room(least, most):
+            if not holds and {f"{group}.{f}" for f in fields} & set(optimizer.params):
+                bounds = ", ".join(f"{n} = {list(optimizer.box(n))}" for n in optimizer.params if n.startswith(f"{group}."))
+                raise ConfigError(f"optimize.bounds leave no {group} with {relation} ({bounds}; fixed values as configured)")
 
 
-def _check_inverse(grid: Grid, inverse: Inverse) -> None:
-    """Each inverse question's parameter belongs to this link and its search interval to the parameter's range."""
-    link_type = grid.static.get("link.type")
-    for name, (low, high) in zip(inverse.solve, inverse.bounds):
-        try:
-            allowed = parameters.field(name, link_type).metadata["range"]
-        except KeyError:
-            raise ConfigError(f"inverse.solve: {name} is not a parameter of link.type {link_type}") from None
-        if not allowed.contains(np.array([low, high])).all():
-            raise ConfigError(f"inverse.bounds.{name} = [{low:g}, {high:g}] is outside the allowed range {allowed}")
+def _check_inverse(inverse: Inverse, classes: Mapping[str, type]) -> None:
+    """Each inverse question is one the study's classes answer, searched within the parameter's range."""
+    quantities = inverse_quantities(classes)
+    for name, box in zip(inverse.solve, inverse.bounds):
+        if name not in quantities:
+            raise ConfigError(f"inverse.solve = {name!r} is not one of the questions of this study: {', '.join(quantities)}")
+        _check_box("inverse", name, box, classes)
+        if quantities[name].log_scale and box[0] <= 0:
+            raise ConfigError(f"inverse.bounds.{name} must start above 0 (it is searched in log scale), got {box[0]:g}")
 
 
 def check_study(grid: Grid, settings: Settings) -> None:
-    """Reject settings that contradict the study's parameters."""
-    asymptotic = grid.static.get("protocol.block_size", 1.0) is None
-    satellite_pass = grid.static.get("link.elevation_deg", 1.0) is None
-    chain = grid.static.get("link.type") in ("trusted_node", "corridor")
-    if satellite_pass and not asymptotic:
-        raise ConfigError(
-            "protocol.block_size is set, but a satellite pass (link.elevation_deg = null) makes its own block of "
-            "all the pass's counts: set protocol.block_size=null, or link.elevation_deg to evaluate one elevation"
-        )
-    if settings.trials and asymptotic and not (satellite_pass or chain):
-        raise ConfigError(
-            f"montecarlo.trials = {settings.trials} samples finite blocks: set protocol.block_size (key-basis "
-            "detections per block, e.g. 1e6), or montecarlo.trials=0 for asymptotic key rates"
-        )
-    if (settings.optimizer or settings.inverse) and (satellite_pass or chain):
-        what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
-        raise ConfigError(
-            f"{what} works on links evaluated at one point (fibre, or a satellite at link.elevation_deg), not on {'a satellite pass' if satellite_pass else 'trusted-node chains'}"
-        )
+    """Reject settings that contradict the study's parameters: what its scenario cannot honour
+    (``Study.check``), and optimiser and inverse settings that do not fit its classes."""
+    from qkdjax.study import scenario_class  # (the scenarios build on this module)
+
+    classes = parameters.study_classes(grid.static)
+    scenario_class(grid.static).check(grid.static, classes, settings)
     if settings.optimizer:
-        _check_optimizer(grid, settings.optimizer)
+        _check_optimizer(grid, settings.optimizer, classes)
     if settings.inverse:
-        _check_inverse(grid, settings.inverse)
-    if settings.keep_trials and (not settings.trials or satellite_pass or chain):
-        raise ConfigError(
-            "montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0 and protocol.block_size"
-        )
+        _check_inverse(settings.inverse, classes)
 
 
 def known_keys(primary: DictConfig) -> set[str]:
     """Dotted keys a command-line override may set: the app settings and every parameter field."""
     keys = {".".join(p) for p in _leaf_paths(OmegaConf.to_container(primary))}
-    for group, classes in parameters.GROUPS.items():
-        keys |= {f"{group}.{f.name}" for cls in classes.values() for f in dataclasses.fields(cls)}
+    for group in parameters.GROUPS:
+        keys |= {f"{group}.{f.name}" for cls in parameters.registry(group).values() for f in dataclasses.fields(cls)}
     return keys
 
 
@@ -660,8 +682,8 @@ def _check_group_choice(group: str, value: Any, options: Sequence[str]) -> None:
 
 def _accepted_keys(group: str, keys: set[str]) -> str:
     """What a config group accepts, per ``type`` where its parameter class depends on it."""
-    classes = parameters.GROUPS.get(group)
-    if classes is None or len(classes) == 1:
+    classes = parameters.registry(group) if group in parameters.GROUPS else None
+    if classes is None or len(set(classes.values())) == 1:
         siblings = sorted(k.split(".", 1)[1] for k in keys if k.startswith(group + "."))
         return f"{group} accepts: {', '.join(siblings)}" if siblings else "no such group or setting"
     by_class: dict[type, list[str]] = {}

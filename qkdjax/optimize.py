@@ -1,26 +1,26 @@
 """Protocol parameters optimised at every grid point, and inverse questions answered at every grid point.
 
-Optimisation maximises the key rate over a chosen subset of the source intensities, their probabilities and the
-basis bias, with exact gradients (``jax.value_and_grad``) and optax's Adam, vmapped over several starts per point
-and, by the sweep engine, over the grid. Three choices make it work at every point of a sweep:
+Optimisation maximises the key rate over a chosen subset of the fields that the study's classes mark
+``optimisable`` (decoy BB84: the source intensities, their probabilities and the basis bias), with exact
+gradients (``jax.value_and_grad``) and optax's Adam, vmapped over several starts per point and, by the sweep
+engine, over the grid. Nothing here names a protocol; three choices make it work at every point of a sweep:
 
 - A bounded, always-feasible reparameterisation. Each parameter is ``low + (high - low) sigmoid(z)`` over the
-  open interval that its box and the source constraints leave given the parameters set before it (intensities
-  from the largest down, probabilities signal then decoy). Every ``z`` in R^n is a valid source, so no step
-  leaves the region where the decoy bounds are defined (``mu_signal > mu_decoy + mu_weak``, ``mu_decoy >
-  mu_weak``, ``p_signal + p_decoy < 1``).
-- A smooth surrogate of the rate: ``asinh(margin / SCALE)`` of the key-rate formula before rounding and clipping
-  at zero (bits per pulse). It is ``log(margin)`` up to a constant where there is key, so rates of 1e-2 and 1e-12
-  bit/pulse are optimised with the same relative care, and ``-log(-margin)`` where there is none, so the
-  gradient still points towards parameters that give key.
+  open interval that its box and its class's constraints leave given the parameters set before it (the class's
+  ``feasible_interval``; e.g. intensities from the largest down, so that ``mu_signal > mu_decoy + mu_weak``).
+  Every ``z`` in R^n is a valid point, so no step leaves the region where the protocol's bounds are defined.
+- A smooth surrogate of the rate: ``asinh(margin / SCALE)`` of the protocol's ``margin_per_pulse``, the key-rate
+  formula before rounding and clipping at zero (bits per pulse). It is ``log(margin)`` up to a constant where
+  there is key, so rates of 1e-2 and 1e-12 bit/pulse are optimised with the same relative care, and
+  ``-log(-margin)`` where there is none, so the gradient still points towards parameters that give key.
 - Several starts per point: the configured parameters and a deterministic Kronecker sequence (M. Roberts' R_d,
   2018) over the boxes. The best iterate of the best start is kept, and only if its exact (rounded, clipped) rate
   beats the configured parameters' rate: the result is never worse than the input.
 
-Inverse questions: with a key-rate target, bisection on a parameter the rate is monotone in finds the smallest
-detector efficiency or block size, or the largest distance, extra loss, dark-count probability or misalignment,
-that still gives more than the target rate (the optimised rate when optimisation is on, warm-started along the
-bisection).
+Inverse questions: with a key-rate target, bisection on a parameter the rate is monotone in (a field whose
+metadata names an ``inverse`` quantity) finds its smallest value (detector efficiency, block size) or largest
+(distance, extra loss, dark-count probability, misalignment) that still gives more than the target rate (the
+optimised rate when optimisation is on, warm-started along the bisection).
 """
 
 from __future__ import annotations
@@ -35,17 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qkdjax.parameters import StudyParams, replace_values
+from qkdjax.parameters import Quantity, StudyParams, classes_of, field_of, flagged_paths, replace_values
 
-# Optimisable parameters in the order they are set: each one's interval depends only on those before it.
-OPTIMISABLE = (
-    "source.mu_signal",
-    "source.mu_decoy",
-    "source.mu_weak",
-    "source.p_signal",
-    "source.p_decoy",
-    "protocol.p_key_basis",
-)
 SCALE = 1e-30  # bits per pulse below which the surrogate is linear: far below any rate a link could use
 PLATEAU = 0.1  # converged: the best surrogate rose less than TOLERANCE over this last fraction of the steps
 TOLERANCE = 1e-4  # in the surrogate, i.e. a relative change of the rate of 1e-4
@@ -53,18 +44,15 @@ TOLERANCE = 1e-4  # in the surrogate, i.e. a relative change of the rate of 1e-4
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
-    """What to optimise and how: ``params`` (from ``OPTIMISABLE``) within their ``bounds`` (low, high each),
-    ``starts`` per point, Adam ``steps`` and peak ``learning_rate`` (unconstrained coordinates, cosine decay)."""
+    """What to optimise and how: ``params`` (fields whose metadata marks them optimisable) within their ``bounds``
+    (low, high each), ``starts`` per point, Adam ``steps`` and peak ``learning_rate`` (unconstrained coordinates,
+    cosine decay)."""
 
     params: tuple[str, ...]
     bounds: tuple[tuple[float, float], ...]
     starts: int = 4
     steps: int = 300
     learning_rate: float = 0.1
-
-    @property
-    def ordered(self) -> tuple[str, ...]:
-        return tuple(name for name in OPTIMISABLE if name in self.params)
 
     def box(self, name: str) -> tuple[float, float]:
         return self.bounds[self.params.index(name)]
@@ -75,47 +63,47 @@ def value_of(p: StudyParams, path: str) -> Any:
     return getattr(getattr(p, group), field)
 
 
-def feasible_interval(name: str, values: Mapping[str, Any], optimizer: Optimizer) -> tuple[Any, Any]:
-    """Open interval of ``name``: its box cut by the source constraints (``qkdjax.parameters.Source``), given
-    the ``values`` of the parameters set before it and of those not optimised.
+def optimisable(classes: Mapping[str, type]) -> tuple[str, ...]:
+    """The optimisable fields of the study's ``classes`` (group -> parameter class), in the order they are set:
+    each one's interval depends only on those before it (``Params.feasible_interval``)."""
+    return flagged_paths(classes, "optimisable")
+
+
+def ordered(classes: Mapping[str, type], optimizer: Optimizer) -> tuple[str, ...]:
+    return tuple(name for name in optimisable(classes) if name in optimizer.params)
+
+
+def feasible_interval(classes: Mapping[str, type], name: str, values: Mapping[str, Any], optimizer: Optimizer) -> tuple[Any, Any]:
+    """Open interval of ``name``: its box cut by its class's constraints (``feasible_interval``), given the
+    ``values`` of the parameters set before it and of those not optimised.
 
     A parameter set later counts with its box's low end, which the config check guarantees leaves room.
     """
+    group, field = name.split(".")
 
     def least(other: str) -> Any:
-        return optimizer.box(other)[0] if other in optimizer.params else values[other]
+        path = f"{group}.{other}"
+        return optimizer.box(path)[0] if path in optimizer.params else values[path]
 
-    low, high = optimizer.box(name)
-    if name == "source.mu_signal":
-        return jnp.maximum(low, least("source.mu_decoy") + least("source.mu_weak")), high
-    if name == "source.mu_decoy":
-        weak = least("source.mu_weak")
-        return jnp.maximum(low, weak), jnp.minimum(high, values["source.mu_signal"] - weak)
-    if name == "source.mu_weak":
-        decoy = values["source.mu_decoy"]
-        return low, jnp.minimum(high, jnp.minimum(decoy, values["source.mu_signal"] - decoy))
-    if name == "source.p_signal":
-        return low, jnp.minimum(high, 1.0 - least("source.p_decoy"))
-    if name == "source.p_decoy":
-        return low, jnp.minimum(high, 1.0 - values["source.p_signal"])
-    return low, high
+    own = {path.split(".")[1]: value for path, value in values.items() if path.startswith(f"{group}.")}
+    return classes[group].feasible_interval(field, optimizer.box(name), own, least)
 
 
-def constrained(z: jax.Array, fixed: Mapping[str, Any], optimizer: Optimizer) -> dict[str, jax.Array]:
-    """The optimised parameters' values for unconstrained coordinates ``z`` (in ``optimizer.ordered`` order)."""
+def constrained(classes: Mapping[str, type], z: jax.Array, fixed: Mapping[str, Any], optimizer: Optimizer) -> dict[str, jax.Array]:
+    """The optimised parameters' values for unconstrained coordinates ``z`` (in ``ordered`` order)."""
     values = dict(fixed)
-    for i, name in enumerate(optimizer.ordered):
-        low, high = feasible_interval(name, values, optimizer)
+    for i, name in enumerate(ordered(classes, optimizer)):
+        low, high = feasible_interval(classes, name, values, optimizer)
         values[name] = low + (high - low) * jax.nn.sigmoid(z[i])
-    return {name: values[name] for name in optimizer.ordered}
+    return {name: values[name] for name in ordered(classes, optimizer)}
 
 
-def unconstrained(values: Mapping[str, Any], optimizer: Optimizer) -> jax.Array:
+def unconstrained(classes: Mapping[str, type], values: Mapping[str, Any], optimizer: Optimizer) -> jax.Array:
     """Coordinates ``z`` of ``values`` (the inverse of ``constrained``), values outside their interval moved just
     inside it."""
     current, z = dict(values), []
-    for name in optimizer.ordered:
-        low, high = feasible_interval(name, current, optimizer)
+    for name in ordered(classes, optimizer):
+        low, high = feasible_interval(classes, name, current, optimizer)
         width = high - low
         fraction = jnp.clip((values[name] - low) / jnp.where(width > 0, width, 1.0), 1e-6, 1.0 - 1e-6)
         z.append(jax.scipy.special.logit(fraction))
@@ -158,11 +146,12 @@ def optimise(
     ``margin_per_pulse(p)``: the key bits per pulse before rounding and clipping; ``key_rate(p)``: the exact
     rate (bit/s) that decides between the optimum and the configured parameters.
     """
-    fixed = {name: value_of(p, name) for name in OPTIMISABLE}
-    dims = len(optimizer.ordered)
+    classes = classes_of(p)
+    fixed = {name: value_of(p, name) for name in optimisable(classes)}
+    dims = len(ordered(classes, optimizer))
 
     def surrogate(z):
-        value = jnp.arcsinh(margin_per_pulse(replace_values(p, constrained(z, fixed, optimizer))) / SCALE)
+        value = jnp.arcsinh(margin_per_pulse(replace_values(p, constrained(classes, z, fixed, optimizer))) / SCALE)
         return jnp.where(jnp.isnan(value), -jnp.inf, value)
 
     schedule = optax.cosine_decay_schedule(optimizer.learning_rate, optimizer.steps, alpha=0.01)
@@ -182,40 +171,36 @@ def optimise(
         plateau = history[-1] - history[-max(math.ceil(PLATEAU * optimizer.steps), 1)]
         return best_z, best, jnp.isfinite(best) & (plateau < TOLERANCE)
 
-    starts = jnp.concatenate([unconstrained(fixed, optimizer)[None], kronecker_starts(optimizer.starts - 1, dims)])
+    starts = jnp.concatenate([unconstrained(classes, fixed, optimizer)[None], kronecker_starts(optimizer.starts - 1, dims)])
     best_z, _, converged = jax.vmap(ascend)(starts)
-    candidates = jax.vmap(lambda z: replace_values(p, constrained(z, fixed, optimizer)))(best_z)
+    candidates = jax.vmap(lambda z: replace_values(p, constrained(classes, z, fixed, optimizer)))(best_z)
     rates = jax.vmap(key_rate)(candidates)  # the exact rate decides: the surrogate ignores rounding and aborts
     winner = jnp.argmax(rates)
     initial_rate = key_rate(p)
     improved = rates[winner] > initial_rate
     chosen = jax.tree.map(lambda new, old: jnp.where(improved, new[winner], old), candidates, p)
-    values = {name: value_of(chosen, name) for name in optimizer.ordered}
+    values = {name: value_of(chosen, name) for name in ordered(classes, optimizer)}
     return Optimum(chosen, values, converged[winner], initial_rate, jnp.maximum(rates[winner], initial_rate))
 
 
-class Quantity(NamedTuple):
-    """A parameter the key rate is monotone in: whether its smallest (``min``) or largest (``max``) value reaching
-    the target is asked, and whether bisection runs in log10 (then the search interval must be positive)."""
-
-    direction: str
-    log_scale: bool
-    long_name: str
+def inverse_quantities(classes: Mapping[str, type]) -> dict[str, Quantity]:
+    """The inverse questions the fields of ``classes`` (group -> class) answer, by dotted path."""
+    return {path: _metadata(classes, path)["inverse"] for path in flagged_paths(classes, "inverse")}
 
 
-INVERSE_QUANTITIES: Mapping[str, Quantity] = {
-    "detector.efficiency": Quantity("min", True, "smallest detection efficiency reaching the target key rate"),
-    "protocol.block_size": Quantity("min", True, "smallest block size n_X reaching the target key rate"),
-    "link.distance_km": Quantity("max", False, "largest fibre length reaching the target key rate (reach)"),
-    "link.extra_loss_db": Quantity("max", False, "largest extra loss still reaching the target key rate"),
-    "detector.dark_count_prob": Quantity("max", True, "largest dark count probability reaching the target key rate"),
-    "detector.misalignment": Quantity("max", False, "largest misalignment reaching the target key rate"),
-}
+def _metadata(classes: Mapping[str, type], path: str) -> Mapping[str, Any]:
+    group, name = path.split(".")
+    return next(f.metadata for f in dataclasses.fields(classes[group]) if f.name == name)
+
+
+def output_name(name: str, quantity: Quantity) -> str:
+    """The cube variable answering the inverse question of ``name``, e.g. ``max.link.distance_km``."""
+    return f"{quantity.direction}.{name}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Inverse:
-    """Inverse questions: for each of ``solve`` (from ``INVERSE_QUANTITIES``) searched within ``bounds``, the
+    """Inverse questions: for each of ``solve`` (fields with an ``inverse`` quantity) searched within ``bounds``, the
     value at which the key rate crosses ``target_key_rate`` (bit/s), by ``iterations`` bisection steps; with
     optimisation on, each step re-optimises with ``optimize_steps`` Adam steps from the previous optimum."""
 
@@ -225,24 +210,20 @@ class Inverse:
     iterations: int = 40
     optimize_steps: int = 60
 
-    def output_name(self, name: str) -> str:
-        return f"{INVERSE_QUANTITIES[name].direction}.{name}"
-
 
 def crossing(
     rate_at: Callable[[jax.Array, Any], tuple[jax.Array, Any]],
-    name: str,
+    quantity: Quantity,
     bounds: tuple[float, float],
     target: float,
     iterations: int,
     carry: Any,
 ) -> jax.Array:
-    """The value of ``name`` where ``rate_at(value, carry) -> (rate, carry)`` crosses ``target``, by bisection.
+    """The value of the ``quantity`` where ``rate_at(value, carry) -> (rate, carry)`` crosses ``target``, by bisection.
 
     ``min`` quantities (rate rising with the value) return the smallest value found above the target, ``max``
     ones the largest; the interval's end where even that end suffices, NaN where no value in it does.
     """
-    quantity = INVERSE_QUANTITIES[name]
     forward = (lambda x: jnp.log10(x)) if quantity.log_scale else (lambda x: x)
     back = (lambda u: 10.0**u) if quantity.log_scale else (lambda u: u)
     low, high = (jnp.float64(b) for b in bounds)
@@ -284,9 +265,10 @@ def answer(
             optimum = optimise(replace_values(p_at, carry), warm, margin_per_pulse, key_rate)
             return optimum.key_rate, optimum.values
 
-    carry = {} if optimizer is None else {name: value_of(p, name) for name in optimizer.ordered}
+    carry = {} if optimizer is None else {name: value_of(p, name) for name in ordered(classes_of(p), optimizer)}
     results = {}
     for name, bounds in zip(inverse.solve, inverse.bounds):
+        quantity = field_of(p, name).metadata["inverse"]
         at = lambda value, carry, name=name: rate_at(replace_values(p, {name: value}), carry)
-        results[inverse.output_name(name)] = crossing(at, name, bounds, inverse.target_key_rate, inverse.iterations, carry)
+        results[output_name(name, quantity)] = crossing(at, quantity, bounds, inverse.target_key_rate, inverse.iterations, carry)
     return results

@@ -1,24 +1,32 @@
-"""Parameter pytrees: one frozen dataclass per config group, the single source of units, ranges and names.
+"""Parameter pytrees and the registry of models: the single source of units, ranges, roles and names.
 
-Every numeric field carries its CF ``units``, a ``long_name`` and its allowed range in the field metadata; string
-fields are static (part of the pytree structure, so a new value compiles a new program) and list their choices.
-The sweep engine reads the same metadata to label cube coordinates, and the validator to reject bad input.
-Physics functions receive these dataclasses with scalar leaves (one grid point) and are vmapped by the engine.
+A model is a frozen dataclass that subclasses one of the four group bases below (``Link``, ``Detector``,
+``Source``, ``Protocol``) and names its ``types``: defining it registers it, so ``link=NAME`` (or
+``protocol.type: NAME``) in a config selects it and nothing else in qkdjax has to know it exists. The modules
+of ``qkdjax.links``, ``qkdjax.detectors``, ``qkdjax.sources`` and ``qkdjax.protocols`` are imported on the
+first lookup; a model defined anywhere else (a notebook, a test, a user package) registers the same way.
+
+Every numeric field carries its CF ``units``, a ``long_name``, its allowed range and optionally a default, whether
+the optimiser may tune it, which inverse question it answers and its role for reports (``number``); string fields
+are static (part of the pytree structure, so a new value compiles a new program) and list their choices. The sweep
+engine reads the same metadata to label cube coordinates, the validator to reject bad input and the optimiser to
+know what it may tune. Physics methods receive these dataclasses with scalar leaves (one grid point) and are
+vmapped by the engine.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
+import inspect
 import math
+import pkgutil
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-
-from qkdjax.physics import satellite
-from qkdjax.physics.fibre import fibre_transmittance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,18 +60,46 @@ NON_NEGATIVE = Range(0.0, math.inf)
 MTBF = Range(0.0, math.inf, low_closed=False, infinite_ok=True)  # a mean time between failures; inf: never fails
 
 
-def number(units: str, long_name: str, allowed: Range, *, optional: bool = False) -> Any:
-    """A numeric (traced, sweepable) field; an ``optional`` one may be left unset (null), which is static."""
-    return dataclasses.field(metadata={"units": units, "long_name": long_name, "range": allowed, "optional": optional})
+class Quantity(NamedTuple):
+    """An inverse question a field answers (the key rate is monotone in it): its smallest (``min``) or largest
+    (``max``) value that still reaches a target rate, searched in log10 or linearly, and the answer's long name."""
+
+    direction: str
+    log_scale: bool
+    long_name: str
 
 
-def choice(long_name: str, choices: tuple[str, ...]) -> Any:
+def number(
+    units: str,
+    long_name: str,
+    allowed: Range,
+    *,
+    default: Any = dataclasses.MISSING,
+    optional: bool = False,
+    optimisable: bool = False,
+    inverse: Quantity | None = None,
+    role: str | None = None,
+) -> Any:
+    """A numeric (traced, sweepable) field.
+
+    ``optional``: it may be left unset (null), which is static. ``default``: the value a config that omits it
+    gets. ``optimisable``: ``qkdjax.optimize`` may tune it (within ``optimize.bounds`` cut by the class's
+    ``feasible_interval``). ``inverse``: the inverse question it answers. ``role``: what reports use it for
+    (``distance``, ``elevation``, ``option``, ``demand``), written to its coordinate's ``qkdjax_role`` attr.
+    """
+    metadata = {"units": units, "long_name": long_name, "range": allowed, "optional": optional}
+    metadata |= {"optimisable": optimisable, "inverse": inverse, "role": role}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def choice(long_name: str, choices: tuple[str, ...], *, default: Any = dataclasses.MISSING) -> Any:
     """A string field: static under jit; a list of choices in a sweep is a categorical axis."""
-    return dataclasses.field(metadata={"static": True, "long_name": long_name, "choices": choices})
+    return dataclasses.field(default=default, metadata={"static": True, "long_name": long_name, "choices": choices})
 
 
 class Constraint(NamedTuple):
-    """A relation between fields of one group, checked on every combination of their swept values."""
+    """A relation between fields, checked on every combination of their swept values: names of the class's own
+    fields, or dotted ``group.field`` paths of other groups (a protocol's demands on its detector)."""
 
     description: str
     fields: tuple[str, ...]
@@ -78,255 +114,190 @@ def choice_fields(cls: type) -> tuple[dataclasses.Field, ...]:
     return tuple(f for f in dataclasses.fields(cls) if "choices" in f.metadata)
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class FibreLink:
-    """Single-mode fibre span with lumped extra loss (connectors, splices, switches)."""
+GROUPS = ("link", "detector", "source", "protocol")
+PACKAGES = {"link": "qkdjax.links", "detector": "qkdjax.detectors", "source": "qkdjax.sources", "protocol": "qkdjax.protocols"}
+_REGISTRY: dict[str, dict[str, type]] = {group: {} for group in GROUPS}
 
-    type: str = choice("link model", ("fibre",))
-    distance_km: Any = number("km", "fibre length", NON_NEGATIVE)
-    attenuation_db_per_km: Any = number("dB/km", "fibre attenuation", NON_NEGATIVE)
-    extra_loss_db: Any = number("dB", "extra lumped loss", NON_NEGATIVE)
 
-    constraints = ()
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Params:
+    """Base of every parameter class: subclasses become frozen, keyword-only dataclasses; those that name
+    ``types`` become pytrees (string fields static) and are registered under their group."""
+
+    group: ClassVar[str]
+    types: ClassVar[tuple[str, ...]] = ()
+    constraints: ClassVar[tuple[Constraint, ...]] = ()
+    exactly_one_set: ClassVar[tuple[tuple[str, ...], ...]] = ()  # of each tuple of optional fields, one is set
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "types" in cls.__dict__:  # a concrete model: its first field is its type, defaulting to the first name
+            cls.__annotations__ = {"type": "str", **inspect.get_annotations(cls)}
+            cls.type = choice(f"{cls.group} model", cls.types, default=cls.types[0])
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        if "types" in cls.__dict__:
+            jax.tree_util.register_dataclass(cls)
+            for name in cls.types:
+                if _REGISTRY[cls.group].get(name, cls).__qualname__ != cls.__qualname__:
+                    raise TypeError(f"{cls.group} type {name!r} is registered already by {_REGISTRY[cls.group][name]}")
+                _REGISTRY[cls.group][name] = cls
+
+    @classmethod
+    def feasible_interval(cls, name: str, box: tuple[Any, Any], values: Mapping[str, Any], least: Callable[[str], Any]) -> tuple[Any, Any]:
+        """Open interval the optimiser may give field ``name`` within ``box``, given ``values`` of the class's
+        fields set before it (and those not optimised) and ``least(field)``, the smallest value a field set after
+        it may take. Classes whose constraints tie optimisable fields together narrow it."""
+        del name, values, least
+        return box
+
+    @classmethod
+    def optimisation_room(
+        cls, least: Callable[[str], float], most: Callable[[str], float]
+    ) -> tuple[tuple[str, tuple[str, ...], bool], ...]:
+        """``(relation, fields, holds)`` for each relation ``feasible_interval`` needs room for, with ``least`` and
+        ``most`` the extreme values the optimiser's boxes (or the fixed values) allow each field."""
+        del least, most
+        return ()
+
+
+class Link(Params):
+    """A channel. ``arms``: 1 (Alice to Bob) or 2 (Alice and Bob to a middle station); ``transmittance()`` is a
+    scalar for one arm and ``[Alice's arm, Bob's arm]`` for two. ``background_count_prob`` is the noise hook of
+    the receiver (Bob, or the middle station): the probability of a noise click per detector per gate that the
+    channel adds (background light, Raman photons of classical traffic)."""
+
+    group = "link"
+    arms: ClassVar[int] = 1
+    default_type: ClassVar[str] = "fibre"
+    point_outputs: ClassVar[Mapping[str, Any]] = {}  # cube variables of the link itself (``point_metrics``)
+
+    @classmethod
+    def scenario(cls, static: Mapping[str, Any]) -> str:
+        """The kind of study this link makes (``qkdjax.scenarios``), from the static choices of the grid."""
+        del static
+        return "point"
 
     def transmittance(self):
-        return fibre_transmittance(self.distance_km, self.attenuation_db_per_km, self.extra_loss_db)
+        raise NotImplementedError
 
     def background_count_prob(self, rep_rate_hz):
-        """Noise photons the channel adds per detector per gate (fibre: none modelled)."""
         del rep_rate_hz
         return 0.0
 
+    def point_metrics(self) -> dict[str, Any]:
+        """Values of ``point_outputs`` for a link evaluated at one point."""
+        return {}
 
-ANGLE = Range(0.0, 90.0)
+
+class Detector(Params):
+    """Detectors at the receiver (Bob, or the middle station)."""
+
+    group = "detector"
+    default_type: ClassVar[str] = "threshold"
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class SatelliteLink:
-    """Satellite-ground optical link (down: satellite transmits; up: ground station transmits).
+class Source(Params):
+    """The transmitters' light source."""
 
-    With ``elevation_deg`` set the link is evaluated at that elevation; left unset (null), over a whole pass that
-    peaks at ``max_elevation_deg`` (key per pass, per day, per year). Models: qkdjax.physics.free_space.
+    group = "source"
+    default_type: ClassVar[str] = "wcp_decoy"
+
+
+class Protocol(Params):
+    """A protocol family: its post-processing knobs are its fields; the rest is what it declares and computes.
+
+    Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
+    ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
+    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block).
+    The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
+    blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
+    ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
     """
 
-    type: str = choice("link model", ("satellite_downlink", "satellite_uplink"))
-    altitude_km: Any = number("km", "satellite altitude (circular orbit)", Range(150.0, 40000.0))
-    elevation_deg: Any = number("degree", "elevation of the satellite", ANGLE, optional=True)
-    max_elevation_deg: Any = number("degree", "maximum elevation of the pass", ANGLE)
-    min_elevation_deg: Any = number("degree", "elevation at which the link starts and stops", Range(0.0, 90.0, high_closed=False))
-    wavelength_nm: Any = number("nm", "wavelength", Range(100.0, 20000.0))
-    transmitter_radius_m: Any = number("m", "transmit aperture radius", Range(0.0, 10.0, low_closed=False))
-    beam_waist_m: Any = number("m", "Gaussian beam waist at the transmitter", Range(0.0, 10.0, low_closed=False))
-    receiver_radius_m: Any = number("m", "receive aperture radius", Range(0.0, 10.0, low_closed=False))
-    intrinsic_loss_db: Any = number("dB", "fixed optical loss of both terminals", NON_NEGATIVE)
-    zenith_transmittance: Any = number("1", "atmospheric transmittance at zenith", Range(0.0, 1.0, low_closed=False))
-    pointing_jitter_urad: Any = number("urad", "pointing jitter per axis (rms)", NON_NEGATIVE)
-    ground_cn2_m_minus_2_3: Any = number("m^(-2/3)", "turbulence strength Cn2 at ground level", NON_NEGATIVE)
-    rms_wind_m_per_s: Any = number("m/s", "rms high-altitude wind speed (Hufnagel-Valley)", NON_NEGATIVE)
-    station_altitude_m: Any = number("m", "ground station altitude", Range(0.0, 6000.0))
-    background_rate_hz: Any = number("Hz", "background counts per detector (night or day sky)", NON_NEGATIVE)
-    detection_window_ns: Any = number("ns", "detection time window per pulse", POSITIVE)
-    station_latitude_deg: Any = number("degree", "ground station latitude", Range(-80.0, 80.0))
-    inclination_deg: Any = number("degree", "orbit inclination", Range(0.0, 180.0))
-    cloud_free_prob: Any = number("1", "probability that a pass is cloud free", PROBABILITY)
+    group = "protocol"
+    default_type: ClassVar[str] = "bb84_decoy"
+    arms: ClassVar[int] = 1
+    needs: ClassVar[Mapping[str, type]] = {}
+    finite_key_field: ClassVar[str | None] = None
+    pass_blocks: ClassVar[bool] = False
 
-    constraints = (
-        # The diffraction quadrature holds 0.001 dB up to ~60 rad of near-field phase at the transmit aperture.
-        Constraint(
-            "near-field phase pi link.transmitter_radius_m^2 / (link.wavelength_nm link.altitude_km) <= 50 rad",
-            ("transmitter_radius_m", "wavelength_nm", "altitude_km"),
-            lambda a, wavelength, h: np.pi * a**2 / (wavelength * 1e-9 * h * 1e3) <= 50.0,
-        ),
-        Constraint(
-            "link.min_elevation_deg < link.max_elevation_deg",
-            ("min_elevation_deg", "max_elevation_deg"),
-            lambda low, high: low < high,
-        ),
-    )
-
-    @property
-    def uplink(self) -> bool:
-        return self.type == "satellite_uplink"
-
-    def transmittance(self):
-        """Mean transmittance at ``elevation_deg`` (a link evaluated at one elevation)."""
-        return satellite.mean_transmittance(self, self.elevation_deg)
-
-    def background_count_prob(self, rep_rate_hz):
-        """Probability of a background count per detector per gate: Poisson counts in the detection window."""
-        del rep_rate_hz
-        return -jnp.expm1(-self.background_rate_hz * self.detection_window_ns * 1e-9)
+    @classmethod
+    def finite(cls, static: Mapping[str, Any]) -> bool:
+        """Whether the grid's static choices select the finite-key analysis."""
+        return cls.finite_key_field is not None and static.get(f"protocol.{cls.finite_key_field}", 1.0) is not None
 
 
-MAX_TRUSTED_NODES = 8  # corridors are simulated with this many node slots, the unused ones masked out
-MAX_PATHS = 3  # disjoint parallel paths between the two user sites
+def discover() -> None:
+    """Import every module of the model packages, which registers their classes (once per process)."""
+    _discover_once()
 
 
-def hops_field(long_name: str) -> Any:
-    """A list of hops, each a fibre link with optional detector/protocol overrides: static (it shapes the study)."""
-    return dataclasses.field(metadata={"static": True, "long_name": long_name, "hops": True})
+@functools.cache
+def _discover_once() -> None:
+    for package_name in PACKAGES.values():
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            importlib.import_module(module.name)
 
 
-@dataclasses.dataclass(frozen=True)
-class KeySupply:
-    """Reliability of hops and trusted nodes, key buffers and the application's demand (qkdjax.network)."""
-
-    paths: Any = number("1", "disjoint parallel paths between the user sites", Range(1.0, MAX_PATHS, integer=True))
-    hop_mtbf_h: Any = number("h", "mean time between failures of a hop", MTBF)
-    hop_mttr_h: Any = number("h", "mean time to repair a hop", POSITIVE)
-    node_mtbf_h: Any = number("h", "mean time between failures of a trusted node", MTBF)
-    node_mttr_h: Any = number("h", "mean time to repair a trusted node", POSITIVE)
-    failure_shape: Any = number("1", "Weibull shape of the times to failure (1: exponential)", Range(0.2, 10.0))
-    repair_log_sigma: Any = number("1", "log-sd of lognormal repair times (0: exponential)", Range(0.0, 3.0))
-    buffer_bits: Any = number("bit", "key buffer of each hop", NON_NEGATIVE)
-    store_bits: Any = number("bit", "end-to-end key store at the user sites", NON_NEGATIVE)
-    demand_bps: Any = number("bit/s", "end-to-end key demand of the applications", NON_NEGATIVE)
+def registry(group: str) -> Mapping[str, type]:
+    """Type name -> parameter class of a config group."""
+    discover()
+    return _REGISTRY[group]
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class TrustedNodeChain(KeySupply):
-    """Fibre hops in series joined at trusted nodes, with key relay; each hop may override detector and protocol
-    values of the study (e.g. a hop with other detectors)."""
-
-    type: str = choice("link model", ("trusted_node",))
-    hops: Any = hops_field("hops of the chain")
-
-    constraints = ()
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Corridor(KeySupply):
-    """A fibre corridor cut into equal hops by ``trusted_nodes`` evenly spaced trusted nodes."""
-
-    type: str = choice("link model", ("corridor",))
-    total_length_km: Any = number("km", "corridor length", NON_NEGATIVE)
-    trusted_nodes: Any = number("1", "trusted nodes along the corridor", Range(0.0, MAX_TRUSTED_NODES, integer=True))
-    attenuation_db_per_km: Any = number("dB/km", "fibre attenuation", NON_NEGATIVE)
-    extra_loss_db: Any = number("dB", "extra lumped loss per hop", NON_NEGATIVE)
-
-    constraints = ()
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Detector:
-    """Bob's threshold detectors (a pair, one per bit value) and receiver optics."""
-
-    efficiency: Any = number("1", "receiver detection efficiency incl. optics", Range(0.0, 1.0, low_closed=False))
-    dark_count_prob: Any = number("1", "dark count probability per detector per gate", Range(0.0, 0.5))
-    afterpulse_prob: Any = number("1", "afterpulse probability", Range(0.0, 1.0, high_closed=False))
-    dead_time_ns: Any = number("ns", "detector dead time", NON_NEGATIVE)
-    misalignment: Any = number("1", "optical misalignment error probability", Range(0.0, 0.5))
-
-    constraints = ()
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """Phase-randomised weak coherent pulses at three intensities: signal > decoy > weak (weak may be vacuum)."""
-
-    rep_rate_hz: Any = number("Hz", "pulse repetition rate", POSITIVE)
-    mu_signal: Any = number("1", "signal mean photon number", POSITIVE)
-    mu_decoy: Any = number("1", "decoy mean photon number", POSITIVE)
-    mu_weak: Any = number("1", "weak decoy mean photon number", NON_NEGATIVE)
-    p_signal: Any = number("1", "probability of sending the signal intensity", Range(0.0, 1.0, low_closed=False))
-    p_decoy: Any = number("1", "probability of sending the decoy intensity", PROBABILITY)
-
-    constraints = (
-        Constraint("source.mu_decoy < source.mu_signal", ("mu_decoy", "mu_signal"), lambda d, s: d < s),
-        Constraint("source.mu_weak < source.mu_decoy", ("mu_weak", "mu_decoy"), lambda w, d: w < d),
-        # The decoy bounds divide by (mu_decoy - mu_weak)(mu_signal - mu_decoy - mu_weak) (Lim 2014, Eq. (3)).
-        Constraint(
-            "source.mu_signal > source.mu_decoy + source.mu_weak",
-            ("mu_signal", "mu_decoy", "mu_weak"),
-            lambda s, d, w: s > d + w,
-        ),
-        Constraint("source.p_signal + source.p_decoy <= 1", ("p_signal", "p_decoy"), lambda s, d: s + d <= 1.0),
-    )
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Protocol:
-    """Decoy-state BB84 post-processing choices; ``block_size`` set selects the finite-key analysis.
-
-    Security parameters follow Lim et al., Phys. Rev. A 89, 022307 (2014): the key is ``eps_cor``-correct and
-    ``eps_sec``-secret, where ``eps_sec`` is either fixed or, as in their Fig. 1, proportional to the key
-    length (``eps_sec_per_key_bit`` = kappa); exactly one of the two is set for a finite-key study.
-    """
-
-    decoy: str = choice("single-photon estimation method", ("infinite", "vacuum_weak", "none"))
-    # any bias: the key basis is the one whose detections form the key, and at small blocks near the reach the
-    # optimum picks it less often than the test basis (q_x < 1/2: more Z data for the phase-error estimate)
-    p_key_basis: Any = number("1", "probability that each party picks the key basis", Range(0.0, 1.0, low_closed=False, high_closed=False))
-    ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
-    block_size: Any = number("1", "key-basis detections per block n_X", Range(1.0, 1e18), optional=True)
-    eps_sec: Any = number("1", "secrecy parameter", Range(0.0, 1.0, low_closed=False, high_closed=False), optional=True)
-    eps_sec_per_key_bit: Any = number("1", "secrecy parameter per key bit kappa", Range(0.0, 1e-3, low_closed=False), optional=True)
-    eps_cor: Any = number("1", "correctness parameter", Range(0.0, 1.0, low_closed=False, high_closed=False))
-    qber_abort: Any = number("1", "abort above this observed key-basis QBER", Range(0.0, 0.5))
-
-    constraints = ()
-    exactly_one_set = (("eps_sec", "eps_sec_per_key_bit"),)
-
-
-class StudyParams(NamedTuple):
-    """Everything a study needs for one grid point."""
-
-    link: FibreLink | SatelliteLink | TrustedNodeChain | Corridor
-    detector: Detector
-    source: Source
-    protocol: Protocol
-
-
-# Config group -> {type name -> parameter class}; a group with one class uses the key None (no ``type`` field).
-GROUPS: Mapping[str, Mapping[str | None, type]] = {
-    "link": {
-        "fibre": FibreLink,
-        "satellite_downlink": SatelliteLink,
-        "satellite_uplink": SatelliteLink,
-        "trusted_node": TrustedNodeChain,
-        "corridor": Corridor,
-    },
-    "detector": {None: Detector},
-    "source": {None: Source},
-    "protocol": {None: Protocol},
-}
+BASES: Mapping[str, type] = {"link": Link, "detector": Detector, "source": Source, "protocol": Protocol}
 
 
 def group_class(group: str, type_name: str | None) -> type:
-    """The parameter class of a config group, picked by its ``type`` field where it has one."""
-    classes = GROUPS[group]
-    if None in classes:
-        return classes[None]
-    if type_name not in classes:
+    """The parameter class of a config group picked by its ``type`` (None: the group's default type)."""
+    classes = registry(group)
+    name = BASES[group].default_type if type_name is None else type_name
+    if name not in classes:
         raise KeyError(type_name)
-    return classes[type_name]
+    return classes[name]
 
 
-def field(path: str, type_name: str | None = None) -> dataclasses.Field:
-    """The dataclass field of a dotted ``group.field`` path (its metadata: units, long_name, range).
+def classes_of(p: StudyParams) -> dict[str, type]:
+    """Group -> parameter class of a study's parameters."""
+    return {group: type(getattr(p, group)) for group in GROUPS}
 
-    Raises KeyError if the group's class (picked by ``type_name`` where it has a type) has no such field.
+
+def study_classes(static: Mapping[str, Any]) -> dict[str, type]:
+    """Group -> parameter class of a grid, from its static ``group.type`` choices."""
+    return {group: group_class(group, static.get(f"{group}.type")) for group in GROUPS}
+
+
+def field(path: str, types: Mapping[str, str | None] | None = None) -> dataclasses.Field:
+    """The dataclass field of a dotted ``group.field`` path (its metadata: units, long_name, range, ...), in the
+    class that ``types`` (group -> type name) picks, the group's default type where it names none.
+
+    Raises KeyError if that class has no such field.
     """
     group, name = path.split(".")
-    found = [f for f in dataclasses.fields(group_class(group, type_name)) if f.name == name]
+    found = [f for f in dataclasses.fields(group_class(group, (types or {}).get(group))) if f.name == name]
     if not found:
         raise KeyError(path)
     return found[0]
 
 
+class StudyParams(NamedTuple):
+    """Everything a study needs for one grid point."""
+
+    link: Link
+    detector: Detector
+    source: Source
+    protocol: Protocol
+
+
 def build_params(values: Mapping[str, Any]) -> StudyParams:
-    """Build the params pytree from a flat mapping ``"group.field" -> value`` (scalars or arrays)."""
+    """Build the params pytree from a flat mapping ``"group.field" -> value`` (scalars or arrays); fields it
+    does not name keep their defaults."""
     groups = {}
     for group in GROUPS:
         cls = group_class(group, values.get(f"{group}.type"))
-        groups[group] = cls(**{f.name: values[f"{group}.{f.name}"] for f in dataclasses.fields(cls)})
+        names = [f.name for f in dataclasses.fields(cls) if f"{group}.{f.name}" in values]
+        groups[group] = cls(**{name: values[f"{group}.{name}"] for name in names})
     return StudyParams(**groups)
 
 
@@ -334,6 +305,18 @@ def replace_values(p: StudyParams, values: Mapping[str, Any]) -> StudyParams:
     """``p`` with the fields named by ``"group.field"`` keys replaced by ``values``."""
     groups: dict[str, dict[str, Any]] = {}
     for path, value in values.items():
-        group, field = path.split(".")
-        groups.setdefault(group, {})[field] = value
+        group, name = path.split(".")
+        groups.setdefault(group, {})[name] = value
     return p._replace(**{group: dataclasses.replace(getattr(p, group), **fields) for group, fields in groups.items()})
+
+
+def field_of(p: StudyParams, path: str) -> dataclasses.Field:
+    """The dataclass field of ``group.field`` in the class of ``p``'s group."""
+    group, name = path.split(".")
+    return next(f for f in dataclasses.fields(type(getattr(p, group))) if f.name == name)
+
+
+def flagged_paths(classes: Mapping[str, type], flag: str) -> tuple[str, ...]:
+    """Dotted paths of the fields whose metadata sets ``flag`` (``optimisable``, ``inverse``), in group then
+    field order (the order the optimiser sets them in)."""
+    return tuple(f"{group}.{f.name}" for group, cls in classes.items() for f in dataclasses.fields(cls) if f.metadata.get(flag))

@@ -16,6 +16,7 @@ import xarray as xr
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from qkdjax import analysis
 from qkdjax.units import units_of
 
 PER_POINT_DIMS = ("quantile", "trial")
@@ -102,14 +103,17 @@ def _lines(cube: xr.Dataset, variable: str, x: Hashable, hue: Hashable | None, a
 
 
 def rate_vs_distance(
-    cube: xr.Dataset, dim: Hashable = "link.distance_km", hue: Hashable | None = None, target: float | None = None, ax=None
+    cube: xr.Dataset, dim: Hashable | None = None, hue: Hashable | None = None, target: float | None = None, ax=None
 ) -> Figure:
-    """Key rate per pulse (bit) vs ``dim`` for a family of designs with the PLOB bound dashed (when the cube has
-    ``plob_bound_per_pulse``; else ``key_rate`` in bit/s), and the ``target`` (same units) as a dotted line."""
-    variable = "key_rate_per_pulse" if "plob_bound_per_pulse" in cube else "key_rate"
+    """Key rate per pulse (bit) vs ``dim`` (default the cube's distance dim) for a family of designs with the
+    PLOB bound dashed (when the cube has a ``bound`` variable, e.g. ``plob_bound_per_pulse``; else ``key_rate``
+    in bit/s), and the ``target`` (same units) as a dotted line."""
+    dim = analysis.role_dim(cube, "distance") if dim is None else dim
+    bounds = [v for v in analysis.with_role(cube, "bound") if v in cube.data_vars]
+    variable = analysis.role_variable(cube, "rate_per_pulse") if bounds else "key_rate"
     figure, ax, _, hue, fixed = _lines(cube, variable, dim, hue, ax, logy=True)
-    if variable == "key_rate_per_pulse":
-        bound, _ = fix_other_dims(cube["plob_bound_per_pulse"], [dim, *([hue] if hue else [])])
+    if bounds:
+        bound, _ = fix_other_dims(cube[bounds[0]], [dim, *([hue] if hue else [])])
         for i, (_, line) in enumerate(_family(bound, dim, hue)):
             ax.plot(line[dim].values, _positive(line.values), "--", color=f"C{i}", lw=0.8, label="PLOB bound" if i == 0 else None)
     if target is not None:
@@ -158,28 +162,33 @@ def quantile_bands(cube: xr.Dataset, name: str, dim: Hashable, hue: Hashable | N
     return _finish(figure, ax, cube[centre], dim, title, fixed)
 
 
-def pass_curves(cube: xr.Dataset, dim: Hashable = "link.max_elevation_deg", hue: Hashable | None = None, ax=None) -> Figure:
-    """Secret key per pass (bit) vs the pass's maximum elevation: the mean-transmittance pass, and with a
-    turbulence Monte Carlo its mean and quantile band."""
-    if "key_per_pass_quantile" in cube:
-        return quantile_bands(cube, "key_per_pass", dim, hue, ax)
-    figure, ax, _, _, fixed = _lines(cube, "key_per_pass", dim, hue, ax, logy=True)
-    return _finish(figure, ax, cube["key_per_pass"], dim, "secret key per pass", fixed)
+def pass_curves(cube: xr.Dataset, dim: Hashable | None = None, hue: Hashable | None = None, ax=None) -> Figure:
+    """Secret key per pass (bit; the ``per_pass`` variable) vs the pass's maximum elevation (default: the cube's
+    elevation dim): the mean-transmittance pass, and with a turbulence Monte Carlo its mean and quantile band."""
+    dim = analysis.role_dim(cube, "elevation") if dim is None else dim
+    name = analysis.role_variable(cube, "per_pass")
+    if f"{name}_quantile" in cube:
+        return quantile_bands(cube, name, dim, hue, ax)
+    figure, ax, _, _, fixed = _lines(cube, name, dim, hue, ax, logy=True)
+    return _finish(figure, ax, cube[name], dim, "secret key per pass", fixed)
 
 
 def availability_vs_demand(
-    cube: xr.Dataset, dim: Hashable = "link.demand_bps", hue: Hashable | None = None, probability: float | None = None, ax=None
+    cube: xr.Dataset, dim: Hashable | None = None, hue: Hashable | None = None, probability: float | None = None, ax=None
 ) -> Figure:
-    """Probability that the key supply meets the demand vs the demand (bit/s, log axis), one line per option
-    (``hue``, e.g. ``link.trusted_nodes``), with the required ``probability`` dotted."""
-    figure, ax, _, _, fixed = _lines(cube, "demand_met_probability", dim, hue, ax, logy=False)
+    """Probability that the key supply meets the demand (the ``demand_met`` variable) vs the demand (default the
+    cube's demand dim; bit/s, log axis), one line per option (``hue``, e.g. ``link.trusted_nodes``), with the
+    required ``probability`` dotted."""
+    dim = analysis.role_dim(cube, "demand") if dim is None else dim
+    name = analysis.role_variable(cube, "demand_met")
+    figure, ax, _, _, fixed = _lines(cube, name, dim, hue, ax, logy=False)
     for line in ax.get_lines():
         line.set_marker("o")
     ax.set_xscale("log")
     ax.set_ylim(-0.03, 1.03)
     if probability is not None:
         ax.axhline(probability, color="k", ls=":", lw=1, label=f"required {probability:g}")
-    return _finish(figure, ax, cube["demand_met_probability"], dim, "probability that the demand is met", fixed)
+    return _finish(figure, ax, cube[name], dim, "probability that the demand is met", fixed)
 
 
 def variables_vs(cube: xr.Dataset, variables: Sequence[str], dim: Hashable, ax=None, logy: bool = False) -> Figure:

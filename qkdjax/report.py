@@ -20,9 +20,7 @@ from qkdjax.montecarlo.estimates import Z_95
 from qkdjax.units import units_of
 
 MAX_ROWS = 24
-MAIN_DIMS = (*analysis.DISTANCE_DIMS, "link.max_elevation_deg", "link.elevation_deg", "link.trusted_nodes", "link.demand_bps")
-OPTION_DIMS = ("link.trusted_nodes", "link.paths")
-LOSS_TERMS = ("diffraction_loss_db", "atmospheric_loss_db", "pointing_loss_db", "total_loss_db")
+MAIN_ROLES = ("distance", "elevation", "option", "demand")  # the dim a decision is read along, in this order
 
 
 def grid_dims(cube: xr.Dataset) -> list[Hashable]:
@@ -38,10 +36,20 @@ def categorical_dims(cube: xr.Dataset) -> list[Hashable]:
     return [d for d in grid_dims(cube) if not np.issubdtype(cube[d].dtype, np.number)]
 
 
+def role_dims(cube: xr.Dataset, role: str) -> list[Hashable]:
+    """The swept numeric dims with ``role`` (``qkdjax.analysis.with_role``)."""
+    return [d for d in analysis.with_role(cube, role) if d in numeric_dims(cube)]
+
+
+def role_variables(cube: xr.Dataset, role: str) -> list[Hashable]:
+    return [v for v in analysis.with_role(cube, role) if v in cube.data_vars]
+
+
 def main_dim(cube: xr.Dataset) -> Hashable | None:
-    """The dim a decision is read along: a distance, elevation, node count or demand, else the first numeric dim."""
+    """The dim a decision is read along: a distance, elevation, option (node count, paths) or demand, else the
+    first numeric dim."""
     dims = numeric_dims(cube)
-    return next((d for d in MAIN_DIMS if d in dims), dims[0] if dims else None)
+    return next((d for role in MAIN_ROLES for d in role_dims(cube, role)), dims[0] if dims else None)
 
 
 def _format(value) -> str:
@@ -95,8 +103,8 @@ def _point_text(point: dict) -> str:
 
 
 def best_design(cube: xr.Dataset) -> Iterator[str]:
-    """The grid point with the highest key rate (and key per year, for satellite passes)."""
-    for variable in ("key_rate", "key_per_year"):
+    """The grid point with the highest key rate (and key supply per year, for satellite passes)."""
+    for variable in ("key_rate", *role_variables(cube, "supply")):
         if variable in cube:
             best = analysis.best_point(drop_constant_dims(cube[variable]))
             units = units_of(cube[variable].attrs, "")
@@ -105,7 +113,7 @@ def best_design(cube: xr.Dataset) -> Iterator[str]:
 
 def reach_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
     """Maximal reach along the distance dim: for the key-rate target and for any positive key."""
-    dim = next((d for d in analysis.DISTANCE_DIMS if d in numeric_dims(cube)), None)
+    dim = next(iter(role_dims(cube, "distance")), None)
     if dim is None or "key_rate" not in cube:
         return
     shown = None
@@ -125,8 +133,9 @@ def required_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
     """The value of each swept parameter the key-rate target needs (its smallest value, or largest tolerable)."""
     if "key_rate" not in cube:
         return
+    skip = {*role_dims(cube, "distance"), *role_dims(cube, "demand")}
     for dim in numeric_dims(cube):
-        if dim in analysis.DISTANCE_DIMS or dim == "link.demand_bps" or dim not in drop_constant_dims(cube.key_rate).dims:
+        if dim in skip or dim not in drop_constant_dims(cube.key_rate).dims:
             continue  # distances have their reach; the key rate does not depend on demand
         result = analysis.required_value(cube, target, dim)
         yield f"\n### Required {dim} for key rate >= {target:g} bit/s\n"
@@ -152,10 +161,10 @@ def option_answers(cube: xr.Dataset) -> Iterator[str]:
 
 def bottleneck_answers(cube: xr.Dataset) -> Iterator[str]:
     """Chains: which hop limits the key and its loss. Satellite links: the dominant term of the loss budget."""
-    if "bottleneck_hop" in cube:
-        yield "\n### Bottleneck hop (the slowest hop limits a trusted-node chain)\n"
-        yield markdown_table(cube.bottleneck_loss_db.assign_coords(bottleneck_hop=cube.bottleneck_hop))
-    terms = [t for t in LOSS_TERMS[:-1] if t in cube]
+    for hop, loss in zip(role_variables(cube, "bottleneck"), role_variables(cube, "bottleneck_loss")):
+        yield "\n### Bottleneck hop (the slowest hop limits the end-to-end key)\n"
+        yield markdown_table(cube[loss].assign_coords({hop: cube[hop]}))
+    terms = role_variables(cube, "loss_term")
     if terms:
         dominant = xr.concat([cube[t] for t in terms], dim="term").argmax("term")
         names = np.asarray(terms)[dominant.values]
@@ -166,12 +175,12 @@ def bottleneck_answers(cube: xr.Dataset) -> Iterator[str]:
 
 def availability_answers(cube: xr.Dataset, probability: float) -> Iterator[str]:
     """Availability cubes: the smallest option (trusted nodes, paths) and the largest demand met with ``probability``."""
-    if "demand_met_probability" not in cube:
+    if not role_variables(cube, "demand_met"):
         return
-    for dim in (d for d in OPTION_DIMS if d in numeric_dims(cube)):
+    for dim in role_dims(cube, "option"):
         yield f"\n### Smallest {dim} meeting the demand with probability >= {probability:g}\n"
         yield markdown_table(analysis.smallest_option_meeting_demand(cube, probability, dim))
-    if "link.demand_bps" in numeric_dims(cube):
+    if role_dims(cube, "demand"):
         yield f"\n### Largest demand met with probability >= {probability:g}\n"
         yield markdown_table(analysis.largest_demand_met(cube, probability))
 
@@ -223,7 +232,7 @@ def optimum_answers(cube: xr.Dataset) -> Iterator[str]:
 
 def plob_answers(cube: xr.Dataset) -> Iterator[str]:
     """How close the designs come to the PLOB repeaterless bound where they make key."""
-    if "plob_bound_per_pulse" not in cube or "key_rate_per_pulse" not in cube:
+    if not role_variables(cube, "bound") or not role_variables(cube, "rate_per_pulse"):
         return
     fraction = analysis.plob_fraction(cube).where(cube.key_rate_per_pulse > 0).values
     fraction = fraction[np.isfinite(fraction)]
@@ -243,28 +252,29 @@ def choose_figures(cube: xr.Dataset, target: float, probability: float) -> Figur
         if options and "key_rate" in cube:
             figures.append(("options.png", lambda: plots.options_bar(cube, options[0]), f"Key rate of each {options[0]}"))
         return figures
-    if "key_rate" in cube and not {"key_per_pass", "demand_met_probability"} & set(cube.data_vars):  # those have their own
-        name = "rate_vs_distance.png" if dim in analysis.DISTANCE_DIMS else "key_rate.png"
+    per_pass, demand_met = role_variables(cube, "per_pass"), role_variables(cube, "demand_met")
+    if "key_rate" in cube and not per_pass + demand_met:  # those have their own
+        name = "rate_vs_distance.png" if dim in role_dims(cube, "distance") else "key_rate.png"
         figures.append((name, lambda: plots.rate_vs_distance(cube, dim), f"Key rate vs {dim} (PLOB bound dashed)"))
-    heat = "demand_met_probability" if "demand_met_probability" in cube else "key_rate"
+    heat = demand_met[0] if demand_met else "key_rate"
     others = [d for d in numeric if d != dim and heat in cube and d in cube[heat].dims]
     if others and dim in cube[heat].dims:
-        level = probability if heat == "demand_met_probability" else target
+        level = probability if demand_met else target
         y = max(others, key=cube.sizes.get)
-        draw = lambda: plots.heatmap(cube, dim, y, heat, level, log=heat == "key_rate")
+        draw = lambda: plots.heatmap(cube, dim, y, heat, level, log=not demand_met)
         figures.append((f"heatmap_{heat}.png", draw, f"{heat} over {dim} and {y}, contour at {level:g}"))
-    if "key_per_pass" in cube:
+    if per_pass:
         figures.append(("pass_curves.png", lambda: plots.pass_curves(cube, dim), "Secret key per pass vs maximum elevation"))
-    for name in ("key_rate", "key_length"):
-        if f"{name}_quantile" in cube:
+    for name in (str(v)[: -len("_quantile")] for v in cube.data_vars if str(v).endswith("_quantile")):
+        if name in cube and name not in per_pass:  # a pass's key has its pass curves
             figures.append(
                 (f"{name}_quantiles.png", lambda n=name: plots.quantile_bands(cube, n, dim), f"Monte Carlo {name} quantile bands")
             )
-    if "demand_met_probability" in cube and "link.demand_bps" in numeric:
+    if demand_met and role_dims(cube, "demand"):
         figures.append(
             ("availability.png", lambda: plots.availability_vs_demand(cube, probability=probability), "Probability of meeting the demand")
         )
-    terms = [t for t in LOSS_TERMS if t in cube]
+    terms = role_variables(cube, "loss_term") + role_variables(cube, "loss_total")
     if terms:
         figures.append(("loss_budget.png", lambda: plots.variables_vs(cube, terms, dim), "Loss budget"))
     return figures

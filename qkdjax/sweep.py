@@ -27,18 +27,24 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from qkdjax.config import Grid
-from qkdjax.units import cf_attrs
+from qkdjax.units import ROLE_ATTR, cf_attrs
 
 Metrics = dict[str, jax.Array]
 LANES = 8  # chunks are a multiple of this many points
 
 
 class Output(typing.NamedTuple):
-    """A cube variable: CF units and long name, and the per-point dims it has beyond the grid's (e.g. quantile)."""
+    """A cube variable: CF units and long name, the per-point dims it has beyond the grid's (e.g. quantile), and
+    its role (``qkdjax.units.ROLE_ATTR``), by which reports and ``qkdjax.analysis`` find it whatever the protocol
+    or link: ``rate`` (the key rate, bit/s), ``rate_per_pulse``, ``bound`` (the repeaterless bound per channel
+    use), ``supply`` (key per year), ``per_pass`` (key per satellite pass), ``demand_met`` (probability that a
+    demand is met), ``loss_term``/``loss_total`` (a loss budget's terms and total), ``bottleneck``/
+    ``bottleneck_loss`` (the hop limiting a chain and its loss)."""
 
     units: str
     long_name: str
     dims: tuple[str, ...] = ()
+    role: str | None = None
 
 
 class StudyLike(Hashable, typing.Protocol):
@@ -198,7 +204,7 @@ def choice_key(root_key: jax.Array, combo_index: int, common_keys: bool) -> jax.
 
 
 def variable_attrs(output: Output) -> dict[str, str]:
-    return {**cf_attrs(output.units), "long_name": output.long_name}
+    return {**cf_attrs(output.units), "long_name": output.long_name, **({ROLE_ATTR: output.role} if output.role else {})}
 
 
 def progress_bar(total: int, initial: int = 0) -> tqdm:

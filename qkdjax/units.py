@@ -24,3 +24,6 @@ def cf_attrs(units: str) -> dict[str, str]:
 def units_of(attrs: Mapping[str, object], default: str = "1") -> str:
     """The unit of a variable from its attributes (either kind), ``default`` where it has none."""
     return str(attrs.get("units", attrs.get(NON_UDUNITS_ATTR, default)))
+
+
+ROLE_ATTR = "qkdjax_role"  # attr of a variable or coordinate: what analysis and reports use it for (distance, rate, bound, ...)

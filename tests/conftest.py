@@ -61,12 +61,12 @@ def evaluate(values: dict, decoy: str = "vacuum_weak") -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from qkdjax.study import Study
+    from qkdjax.study import make_study
 
     arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in {**BASE_POINT, **values}.items()}
     shape = jnp.broadcast_shapes(*(a.shape for a in arrays.values()))
     flat = {k: jnp.broadcast_to(a, shape).ravel() for k, a in arrays.items()}
-    study = Study((*ASYMPTOTIC, ("protocol.decoy", decoy)))
+    study = make_study((*ASYMPTOTIC, ("protocol.decoy", decoy)))
     keys = jax.random.split(jax.random.key(0), flat["link.distance_km"].size)
     out = jax.vmap(study)(flat, keys)
     return {k: np.asarray(v).reshape(shape) for k, v in out.items()}

@@ -16,7 +16,7 @@ LOSS_PER_KM = np.array([0.02, 0.05, 0.1])  # rate = exp(-a d): reach for target 
 
 def synthetic_cube() -> xr.Dataset:
     """key_rate = exp(-a d) (bit/s) over distance x a x an efficiency factor, and a categorical dim."""
-    d = xr.DataArray(DISTANCE, dims="link.distance_km", attrs={"units": "km", "long_name": "fibre length"})
+    d = xr.DataArray(DISTANCE, dims="link.distance_km", attrs={"units": "km", "long_name": "fibre length", "qkdjax_role": "distance"})
     a = xr.DataArray(LOSS_PER_KM, dims="a")
     eff = xr.DataArray([0.1, 0.2, 0.4, 0.8], dims="detector.efficiency", attrs={"units": "1", "long_name": "efficiency"})
     option = xr.DataArray(["slow", "fast"], dims="option")
@@ -92,7 +92,8 @@ def test_margin_feasibility_and_plob_fraction(cube):
     np.testing.assert_allclose(m.values, cube.key_rate.values / 0.5)
     assert (analysis.feasible(cube, 0.5) == (cube.key_rate >= 0.5)).all()
     bound = xr.DataArray([np.inf, 2.0, 0.5], dims="x")
-    plob = xr.Dataset({"key_rate_per_pulse": xr.full_like(bound, 0.25), "plob_bound_per_pulse": bound})
+    rate = xr.full_like(bound, 0.25).assign_attrs(qkdjax_role="rate_per_pulse")
+    plob = xr.Dataset({"key_rate_per_pulse": rate, "plob_bound_per_pulse": bound.assign_attrs(qkdjax_role="bound")})
     np.testing.assert_allclose(analysis.plob_fraction(plob).values, [0.0, 0.125, 0.5])
 
 
@@ -110,8 +111,13 @@ def availability_cube() -> xr.Dataset:
     nodes = np.arange(5.0)
     demand = np.array([1e3, 1e4, 1e5])
     prob = np.clip((nodes[None, :] - np.log10(demand)[:, None] + 3.0) / 2.0, 0.0, 1.0)
-    cube = xr.Dataset({"demand_met_probability": (("link.demand_bps", "link.trusted_nodes"), prob, {"units": "1"})})
-    attrs = {"units": "bit/s", "long_name": "demand"}, {"units": "1", "long_name": "trusted nodes"}
+    cube = xr.Dataset(
+        {"demand_met_probability": (("link.demand_bps", "link.trusted_nodes"), prob, {"units": "1", "qkdjax_role": "demand_met"})}
+    )
+    attrs = (
+        {"units": "bit/s", "long_name": "demand", "qkdjax_role": "demand"},
+        {"units": "1", "long_name": "trusted nodes", "qkdjax_role": "option"},
+    )
     return cube.assign_coords(
         {"link.demand_bps": ("link.demand_bps", demand, attrs[0]), "link.trusted_nodes": ("link.trusted_nodes", nodes, attrs[1])}
     )
@@ -138,7 +144,7 @@ def test_options_meeting_a_demand():
         (lambda c: analysis.required_value(c, 1.0, "a", side="up"), "side = 'up'"),
         (lambda c: analysis.reach(c, 1.0, dim="option"), "dim = 'option' is categorical"),
         (lambda c: analysis.compare_options(c, "colour"), "dim = 'colour'"),
-        (lambda c: analysis.meets_demand(c, 0.5), "variable = 'demand_met_probability'"),
+        (lambda c: analysis.meets_demand(c, 0.5), "the cube has no demand_met variable"),
         (lambda c: analysis.meets_demand(availability_cube(), 1.5), "probability = 1.5"),
     ],
 )

@@ -68,7 +68,7 @@ def test_command_line_rejects_bad_input_and_writes_nothing(tmp_path, overrides, 
     assert result.stdout == ""
 
 
-CLASSES = {cls for classes in parameters.GROUPS.values() for cls in classes.values()}
+CLASSES = {cls for group in parameters.GROUPS for cls in parameters.registry(group).values()}
 RANGES = {f"{cls.__name__}.{f.name}": f.metadata["range"] for cls in CLASSES for f in parameters.numeric_fields(cls)}
 
 
@@ -81,8 +81,8 @@ def test_a_range_prints_a_closed_end_exactly_where_it_accepts_that_end(name):
 
 
 def test_a_component_that_never_fails_is_accepted():
-    assert str(parameters.field("link.hop_mtbf_h", "corridor").metadata["range"]) == "(0, inf]"
-    assert str(parameters.field("link.distance_km", "fibre").metadata["range"]) == "[0, inf)"
+    assert str(parameters.field("link.hop_mtbf_h", {"link": "corridor"}).metadata["range"]) == "(0, inf]"
+    assert str(parameters.field("link.distance_km", {"link": "fibre"}).metadata["range"]) == "[0, inf)"
 
 
 def test_a_range_axis_larger_than_memory_is_refused_before_numpy_allocates_it(monkeypatch):

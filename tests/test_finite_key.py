@@ -11,17 +11,21 @@ from conftest import reference, run_cli
 
 import qkdjax
 from qkdjax.config import ConfigError
+from qkdjax.detectors.threshold import ThresholdDetector
 from qkdjax.montecarlo.fluctuations import sample_multinomial
-from qkdjax.parameters import Detector, Protocol
 from qkdjax.physics.detector import click_and_error_probs
+from qkdjax.protocols.bb84_decoy import BB84Decoy
 from qkdjax.protocols.bb84_finite import expected_block_counts, finite_key
 
-LIM_DETECTOR = Detector(efficiency=0.1, dark_count_prob=6e-7, afterpulse_prob=0.04, dead_time_ns=0.0, misalignment=0.005)
+LIM_DETECTOR = ThresholdDetector(efficiency=0.1, dark_count_prob=6e-7, afterpulse_prob=0.04, dead_time_ns=0.0, misalignment=0.005)
 
 
 def lim_block(distance_km, block_size, q_x, p_mu1, p_mu2, mu1, mu2, mu3, kappa=1e-15):
     """Key of the Lim 2014 Fig. 1 link with the expected counts of one block."""
-    protocol = Protocol("vacuum_weak", q_x, 1.16, block_size, None, kappa, 1e-15, 0.5)
+    protocol = BB84Decoy(
+        decoy="vacuum_weak", p_key_basis=q_x, ec_efficiency=1.16, block_size=block_size, eps_sec=None,
+        eps_sec_per_key_bit=kappa, eps_cor=1e-15, qber_abort=0.5,
+    )  # fmt: skip
     intensity = jnp.array([mu1, mu2, mu3])
     probs = jnp.array([p_mu1, p_mu2, 1.0 - p_mu1 - p_mu2])
     eta = 0.1 * 10 ** (-0.2 * distance_km / 10)

@@ -131,5 +131,5 @@ def test_bad_network_input_is_rejected(overrides, message):
 
 
 def test_a_sweep_for_another_link_type_is_named_as_the_cause():
-    with pytest.raises(ConfigError, match=re.escape("it belongs to link.type fibre: is the sweep for that type?")):
+    with pytest.raises(ConfigError, match=re.escape("it belongs to link.type fibre or midpoint_fibre: is the sweep for that type?")):
         qkdjax.run("link=corridor")  # the default sweep sets fibre lengths

@@ -63,11 +63,14 @@ def enumerated_click_and_error(s, p, e_mis):
 
 
 def test_detector_is_the_two_detector_model_with_random_double_clicks():
-    from qkdjax.parameters import Detector
+    from qkdjax.detectors.threshold import ThresholdDetector
 
     rng = np.random.default_rng(3)
     for s, p_dc, p_ap, e_mis in [(1.0, 0.5, 0.99, 0.5), (0.0, 0.5, 0.0, 0.5), *rng.uniform(0, 1, (20, 4)) * [1, 0.5, 1, 0.5]]:
-        click, error = click_and_error_probs(jnp.float64(s), Detector(1.0, p_dc, p_ap, 0.0, e_mis))
+        click, error = click_and_error_probs(
+            jnp.float64(s),
+            ThresholdDetector(efficiency=1.0, dark_count_prob=p_dc, afterpulse_prob=p_ap, dead_time_ns=0.0, misalignment=e_mis),
+        )
         d = 1 - (1 - p_dc) ** 2 * (1 - s)  # no afterpulses; then each detector afterpulses with p_ap d / 2
         expected = enumerated_click_and_error(s, 1 - (1 - p_dc) * (1 - p_ap * d / 2), e_mis)
         np.testing.assert_allclose([click, error], expected, rtol=1e-12, atol=1e-300)
@@ -79,15 +82,21 @@ def test_detector_reduces_to_ma_2005_and_lim_2014_to_first_order():
     (2014) add afterpulses, R = D (1 + p_ap), e = p_dc + e_mis (1 - v) + p_ap D / 2. Both drop second-order terms
     (p_dc s, p_ap D s, s^2), relative errors of order s = 1 - v: at 100 km of Lim's link (s = 5e-4) they hold
     to 1e-3; where D (1 + p_ap) > 1 ours stays a probability."""
-    from qkdjax.parameters import Detector
+    from qkdjax.detectors.threshold import ThresholdDetector
 
     s = -np.expm1(-0.1 * 1e-2 * 0.5)  # 100 km, 10 % efficiency, mu = 0.5
-    click, error = click_and_error_probs(jnp.float64(s), Detector(0.1, 1e-6, 0.0, 0.0, 0.02))
+    click, error = click_and_error_probs(
+        jnp.float64(s), ThresholdDetector(efficiency=0.1, dark_count_prob=1e-6, afterpulse_prob=0.0, dead_time_ns=0.0, misalignment=0.02)
+    )
     assert click == pytest.approx(2e-6 + s, rel=1e-3) and error == pytest.approx(1e-6 + 0.02 * s, rel=1e-3)
-    click, error = click_and_error_probs(jnp.float64(s), Detector(0.1, 6e-7, 0.04, 0.0, 0.005))
+    click, error = click_and_error_probs(
+        jnp.float64(s), ThresholdDetector(efficiency=0.1, dark_count_prob=6e-7, afterpulse_prob=0.04, dead_time_ns=0.0, misalignment=0.005)
+    )
     d = 1 - (1 - 2 * 6e-7) * (1 - s)
     assert click == pytest.approx(d * 1.04, rel=1e-3) and error == pytest.approx(6e-7 + 0.005 * s + 0.04 * d / 2, rel=1e-3)
-    click, error = click_and_error_probs(jnp.float64(0.9), Detector(1.0, 0.01, 0.9, 0.0, 0.01))
+    click, error = click_and_error_probs(
+        jnp.float64(0.9), ThresholdDetector(efficiency=1.0, dark_count_prob=0.01, afterpulse_prob=0.9, dead_time_ns=0.0, misalignment=0.01)
+    )
     assert click < 1 < 0.9 * 1.9 and error < click / 2
 
 

@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qkdjax.parameters import MAX_TRUSTED_NODES
-from qkdjax.study import Study
+from qkdjax import optimize
+from qkdjax.links.chain import MAX_TRUSTED_NODES
+from qkdjax.study import make_study
 
 POINTS = 256  # random points per model (a satellite pass: PASS_POINTS)
 PASS_POINTS = 32
@@ -146,6 +147,26 @@ def working_satellite(rng, n):
     }
 
 
+def midpoint(rng, n):
+    return {
+        "link.distance_km": with_zeros(rng, rng.uniform(0.0, 600.0, n)),
+        "link.relay_fraction": rng.uniform(0.0, 1.0, n),
+        "link.attenuation_db_per_km": with_zeros(rng, rng.uniform(0.0, 1.0, n), 0.1),
+        "link.alice_extra_loss_db": with_zeros(rng, rng.uniform(0.0, 30.0, n)),
+        "link.bob_extra_loss_db": with_zeros(rng, rng.uniform(0.0, 30.0, n)),
+    }
+
+
+def working_midpoint(rng, n):
+    return {
+        "link.distance_km": rng.uniform(0.0, 150.0, n),
+        "link.relay_fraction": rng.uniform(0.3, 0.7, n),
+        "link.attenuation_db_per_km": rng.uniform(0.15, 0.25, n),
+        "source.mu_signal": rng.uniform(0.2, 0.6, n),
+        "source.mu_decoy": rng.uniform(0.005, 0.02, n),
+    }
+
+
 def working_corridor(rng, n):
     return {"link.total_length_km": rng.uniform(0.0, 400.0, n), "link.attenuation_db_per_km": rng.uniform(0.15, 0.35, n)}
 
@@ -164,7 +185,11 @@ def corridor(rng, n):
 ASYMPTOTIC = (("protocol.block_size", None), ("protocol.eps_sec_per_key_bit", None))
 FINITE = (("protocol.eps_sec_per_key_bit", None),)
 FIBRE, SATELLITE, CORRIDOR = (fibre, working_fibre), (satellite, working_satellite), (corridor, working_corridor)
-# model -> (static choices, link draws (wide, working), the loss parameter (more is more loss), points)
+MIDPOINT = (midpoint, working_midpoint)
+# middle-station protocols model no afterpulses or dead time, and their third intensity is the vacuum
+RELAY = {"detector.afterpulse_prob": 0.0, "detector.dead_time_ns": 0.0, "source.mu_weak": 0.0}
+# model -> (static choices, link draws (wide, working), the loss parameters (more is more loss), points). Two arms
+# get the same extra loss: a middle station's key is not monotone in loss that makes the arms less unequal.
 MODELS = {
     **{
         f"fibre asymptotic, decoy {decoy}": ((("link.type", "fibre"), ("protocol.decoy", decoy), *ASYMPTOTIC), FIBRE, "link.distance_km", POINTS)
@@ -179,6 +204,12 @@ MODELS = {
         (("link.type", "satellite_downlink"), ("link.elevation_deg", None), ("protocol.decoy", "vacuum_weak"), *ASYMPTOTIC),
         SATELLITE, "link.intrinsic_loss_db", PASS_POINTS),
     "trusted-node corridor": ((("link.type", "corridor"), ("protocol.decoy", "infinite"), *ASYMPTOTIC), CORRIDOR, "link.extra_loss_db", POINTS),
+    **{
+        f"MDI over midpoint fibre, decoy {decoy}, misalignment {model}": (
+            (("link.type", "midpoint_fibre"), ("protocol.type", "mdi_decoy"), ("protocol.decoy", decoy),
+             ("protocol.misalignment_model", model)), MIDPOINT, ("link.alice_extra_loss_db", "link.bob_extra_loss_db"), POINTS)
+        for decoy in ("infinite", "vacuum_weak") for model in ("effective", "rotation")
+    },
 }  # fmt: skip
 
 
@@ -189,7 +220,9 @@ def draws(name: str):
     values = {**hardware(rng, n), **link(rng, n)}  # the static choices override what they fix (block_size None)
     for path, value in {**working_hardware(rng, n), **working_link(rng, n)}.items():  # the first half gives key
         values[path][: n // 2] = value[: n // 2]
-    more_loss = {**values, loss: values[loss] + (15.0 if loss == "link.distance_km" else 3.0)}
+    if dict(choices).get("protocol.type") == "mdi_decoy":
+        values |= {path: np.full(n, value) for path, value in RELAY.items()}
+    more_loss = {**values, **{path: values[path] + (15.0 if path == "link.distance_km" else 3.0) for path in np.atleast_1d(loss)}}
     better = {**values, "detector.efficiency": np.minimum(1.5 * values["detector.efficiency"], 1.0)}
     stacked = {k: np.concatenate([values[k], more_loss[k], better[k]]) for k in values}
     return choices, stacked, values, n
@@ -198,7 +231,7 @@ def draws(name: str):
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def model(request):
     choices, stacked, values, n = draws(request.param)
-    study = Study(choices)
+    study = make_study(choices)
     keys = jax.random.split(jax.random.key(0), 3 * n)
     out = jax.jit(jax.vmap(study))({k: jnp.asarray(v) for k, v in stacked.items()}, keys)
     out = {k: np.asarray(v).reshape(3, n, *np.shape(v)[1:]) for k, v in out.items()}
@@ -208,7 +241,9 @@ def model(request):
 def test_outputs_are_finite_and_physical(model):
     name, _, out = model
     for variable, value in out.items():
-        if variable == "plob_bound_per_pulse":
+        if variable == "repeater_bound_per_pulse":  # +inf where one arm is lossless
+            assert np.all(np.isfinite(value) | (value == np.inf)), (name, variable)
+        elif variable == "plob_bound_per_pulse":
             lossless = out["channel_transmittance"] == 1.0 if "channel_transmittance" in out else np.zeros(value.shape, bool)
             assert np.all(np.isfinite(value) | (lossless & (value == np.inf))), (name, variable)
         else:
@@ -221,6 +256,9 @@ def test_outputs_are_finite_and_physical(model):
             assert np.all((value >= 0) & (value <= 0.5 * (1 + 1e-12))), (name, variable, value.min(), value.max())
     if "plob_bound_per_pulse" in out:
         assert np.all(out["key_rate_per_pulse"] <= out["plob_bound_per_pulse"]), name
+    if "repeater_bound_per_pulse" in out:  # one middle station: the repeater bound is above PLOB of the whole channel
+        assert np.all(out["plob_bound_per_pulse"] <= out["repeater_bound_per_pulse"]), name
+    assert all(value.dtype == np.float64 for value in out.values()), name
 
 
 def test_key_is_monotone_in_loss_and_detector_efficiency(model):
@@ -232,3 +270,36 @@ def test_key_is_monotone_in_loss_and_detector_efficiency(model):
     tolerance = 1e-12 * base
     assert np.all((more_loss <= base + tolerance)[clean]), name
     assert np.all((better >= base - tolerance)[clean]), name
+
+
+POINT_MODELS = sorted(name for name, (choices, *_) in MODELS.items() if make_study(choices).name == "point")
+
+
+@pytest.mark.parametrize("name", POINT_MODELS)
+def test_key_margin_has_finite_float64_gradients_in_the_optimisable_parameters(name):
+    """The optimiser's objective, ``margin_per_pulse``, differentiated at the points that give key."""
+    choices, _, values, n = draws(name)
+    study = make_study(choices)
+    paths = optimize.optimisable(study.classes)
+    working = {k: jnp.asarray(v[: n // 2]) for k, v in values.items()}
+
+    def margin(tuned, rest):
+        p = study.params({**rest, **tuned})
+        return p.protocol.margin_per_pulse(p)
+
+    grads = jax.jit(jax.vmap(jax.grad(margin)))({k: working[k] for k in paths}, working)
+    for path, grad in grads.items():
+        assert grad.dtype == jnp.float64 and np.all(np.isfinite(grad)), (name, path)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_second_evaluation_of_the_same_shape_does_not_recompile(name):
+    """Every value a model reads is traced: new values of the same shape reuse the compiled program."""
+    choices, stacked, _, n = draws(name)
+    evaluate = jax.jit(jax.vmap(make_study(choices)))
+    keys = jax.random.split(jax.random.key(0), n)
+    first, second = ({k: jnp.asarray(v[i * n : (i + 1) * n]) for k, v in stacked.items()} for i in (0, 1))
+    evaluate(first, keys)
+    compiled = evaluate._cache_size()
+    evaluate(second, keys)
+    assert evaluate._cache_size() == compiled == 1

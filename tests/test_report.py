@@ -153,11 +153,12 @@ def test_plots_label_axes_from_attrs(cubes):
 
 
 def test_quantile_band_spans_the_quantiles():
-    elevation = xr.DataArray([30.0, 60.0, 90.0], dims="link.max_elevation_deg", attrs={"units": "degree"})
+    elevation = xr.DataArray([30.0, 60.0, 90.0], dims="link.max_elevation_deg", attrs={"units": "degree", "qkdjax_role": "elevation"})
     quantile = xr.DataArray([0.05, 0.5, 0.95], dims="quantile")
     mean = 1e5 * elevation / 30.0
     cube = xr.Dataset(
         {
+            "key_per_pass": mean.assign_attrs(units="bit", long_name="key per pass", qkdjax_role="per_pass"),
             "key_per_pass_mean": mean.assign_attrs(units="bit", long_name="mean key per pass"),
             "key_per_pass_quantile": (mean * (0.5 + quantile)).assign_attrs(units="bit", long_name="key per pass"),
         }

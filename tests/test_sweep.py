@@ -13,7 +13,7 @@ import yaml
 
 import qkdjax
 from qkdjax.config import Axis, Grid
-from qkdjax.study import ASYMPTOTIC_OUTPUTS as OUTPUTS
+from qkdjax.protocols.bb84_decoy import ASYMPTOTIC_OUTPUTS as OUTPUTS
 from qkdjax.sweep import Output, evaluate_chunk, point_key, run_grid
 
 
@@ -21,11 +21,15 @@ def test_default_cube_layout_and_labels():
     cube = qkdjax.run()
     assert dict(cube.sizes) == {"link.distance_km": 501, "link.attenuation_db_per_km": 4, "detector.efficiency": 5}
     assert cube.sizes["link.distance_km"] * 4 * 5 >= 10_000
-    assert cube["link.distance_km"].attrs == {"units": "km", "long_name": "fibre length"}
+    assert cube["link.distance_km"].attrs == {"units": "km", "long_name": "fibre length", "qkdjax_role": "distance"}
     assert cube["link.attenuation_db_per_km"].attrs["non_udunits_units"] == "dB/km"
     assert set(cube.data_vars) == set(OUTPUTS)
     for name, attrs in OUTPUTS.items():
-        assert cube[name].attrs == {"units": attrs.units, "long_name": attrs.long_name}
+        assert cube[name].attrs == {
+            "units": attrs.units,
+            "long_name": attrs.long_name,
+            **({"qkdjax_role": attrs.role} if attrs.role else {}),
+        }
         assert cube[name].dtype == np.float64
     assert cube.key_rate.attrs["units"] == "bit/s"
     point = cube.sel({"link.distance_km": 100.0, "link.attenuation_db_per_km": 0.2, "detector.efficiency": 0.1})

@@ -7,12 +7,16 @@ sqrt(p (1 - p) / n)`` it stays inside [0, 1] and is not empty at ``p = 0`` or 1 
 not met with certainty), and its coverage is close to nominal down to a few trials (L. D. Brown, T. T. Cai,
 A. DasGupta, Stat. Sci. 16, 101 (2001)). Every mean comes with its standard error, the sample standard
 deviation over ``sqrt(n)``; ``mean +- z stderr`` is its 95 % interval by the central limit theorem.
+
+Also here: the cube variables of Monte Carlo summaries, and the random streams of a trial.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from qkdjax.sweep import Output
 
 Z_95 = 1.959963984540054  # standard normal quantile at 0.975: two-sided 95 %
 
@@ -51,3 +55,52 @@ def probability_estimate(name: str, outcomes, axis: int = 0) -> dict[str, jax.Ar
 def mean_estimate(name: str, values, axis: int = 0) -> dict[str, jax.Array]:
     """``name`` (the mean of ``values`` along ``axis``) and its standard error ``name_stderr``."""
     return {name: jnp.mean(values, axis=axis), f"{name}_stderr": standard_error(values, axis)}
+
+
+QUANTILES = (0.05, 0.5, 0.95)  # of every Monte Carlo summary's ``_quantile`` variable (dim ``quantile``)
+
+
+def stderr_output(name: str, units: str, long_name: str) -> dict[str, Output]:
+    """``name_stderr``: the standard error of the Monte Carlo mean ``name``."""
+    return {f"{name}_stderr": Output(units, f"standard error of the {long_name} (std / sqrt(trials); 95 % interval: +- 1.96 stderr)")}
+
+
+def probability_outputs(name: str, long_name: str, role: str | None = None) -> dict[str, Output]:
+    """A Monte Carlo probability ``name`` (with its ``role``) and its 95 % Wilson score interval ``name_ci_low``,
+    ``name_ci_high``."""
+    return {
+        name: Output("1", long_name, role=role),
+        f"{name}_ci_low": Output("1", f"low end of the 95 % Wilson score interval of the {long_name}"),
+        f"{name}_ci_high": Output("1", f"high end of the 95 % Wilson score interval of the {long_name}"),
+    }
+
+
+def summary_outputs(name: str, units: str, long_name: str) -> dict[str, Output]:
+    """Mean (and its standard error), standard deviation and quantiles of a Monte Carlo quantity."""
+    return {
+        f"{name}_mean": Output(units, f"mean {long_name} over Monte Carlo trials"),
+        **stderr_output(f"{name}_mean", units, f"mean {long_name}"),
+        f"{name}_std": Output(units, f"standard deviation of the {long_name} over Monte Carlo trials"),
+        f"{name}_quantile": Output(units, f"quantiles of the {long_name} over Monte Carlo trials", ("quantile",)),
+    }
+
+
+def summarise(name: str, values: jax.Array) -> dict[str, jax.Array]:
+    """``summary_outputs(name, ...)`` of the trial values ``values``."""
+    return {
+        **mean_estimate(f"{name}_mean", values),
+        f"{name}_std": jnp.std(values, ddof=1) if values.size > 1 else jnp.zeros(()),
+        f"{name}_quantile": jnp.quantile(values, jnp.asarray(QUANTILES)),
+    }
+
+
+ABORT_OUTPUT = probability_outputs("abort_probability", "probability that a block aborts (QBER above threshold or no key)")
+
+# Trial t of a point draws from fold_in(key, t), and each random process of the trial from fold_in(that, its id):
+# adding a process shifts no other's stream, and a block and a pass draw their counts from the same stream.
+COUNTS_STREAM, FADING_STREAM = 0, 1
+
+
+def trial_stream(key, trial, process: int) -> jax.Array:
+    """Key of random process ``process`` in trial ``trial``."""
+    return jax.random.fold_in(jax.random.fold_in(key, trial), process)

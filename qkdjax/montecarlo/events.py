@@ -53,9 +53,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qkdjax.parameters import Detector, Protocol, Range, Source
+from qkdjax.detectors.threshold import ThresholdDetector
+from qkdjax.parameters import Range
 from qkdjax.physics.detector import click_and_error_probs, noise_click_prob
 from qkdjax.physics.source import intensities, intensity_probs
+from qkdjax.protocols.bb84_decoy import BB84Decoy
+from qkdjax.sources.wcp_decoy import WCPDecoy
 
 MODES = ("pulses", "clicks")
 MAX_INTENSITY = 10.0  # bounds the inverse-CDF photon-number table: 15 terms at mu = 0.5, 47 at mu = 10
@@ -317,9 +320,9 @@ def _simulate_clicks(key, link: _Link, n_pulses, chunk_size: int):
 # ---- Input checks: on concrete host values, before anything is traced. ----
 
 _FIELDS_READ = (
-    ("source", Source, ("mu_signal", "mu_decoy", "mu_weak", "p_signal", "p_decoy")),
-    ("detector", Detector, ("efficiency", "dark_count_prob", "afterpulse_prob", "dead_time_ns", "misalignment")),
-    ("protocol", Protocol, ("p_key_basis",)),
+    ("source", WCPDecoy, ("mu_signal", "mu_decoy", "mu_weak", "p_signal", "p_decoy")),
+    ("detector", ThresholdDetector, ("efficiency", "dark_count_prob", "afterpulse_prob", "dead_time_ns", "misalignment")),
+    ("protocol", BB84Decoy, ("p_key_basis",)),
 )
 
 
@@ -336,7 +339,7 @@ def _check_inputs(source, detector, protocol, channel_transmittance, n_pulses, c
         allowed = {f.name: f.metadata.get("range") for f in dataclasses.fields(cls)}
         for name in names:
             _check_number(f"{group}.{name}", getattr(params, name), allowed[name])
-    for constraint in Source.constraints:
+    for constraint in WCPDecoy.constraints:
         if not constraint.holds(*(float(getattr(source, name)) for name in constraint.fields)):
             raise ValueError(f"{constraint.description} does not hold")
     if float(detector.dead_time_ns) != 0.0:

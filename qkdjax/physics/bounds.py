@@ -10,3 +10,12 @@ def plob_bound(transmittance):
     exact for eta ~ 1e-20 (1000 km of fibre), where it equals eta / ln 2; it is +inf for a lossless channel.
     """
     return -jnp.log1p(-transmittance) / jnp.log(2.0)
+
+
+def single_repeater_bound(arm_transmittances):
+    """Repeater bound ``-log2(1 - min(eta_A, eta_B))`` secret bits per use of a two-arm channel with one middle
+    station: the end-to-end capacity of a repeater chain of pure-loss links is that of its worst link
+    (S. Pirandola, End-to-end capacities of a quantum communication network, Commun. Phys. 2, 51 (2019)). Twin-field protocols can beat PLOB of the whole
+    channel but not this bound; measurement-device-independent QKD stays below PLOB.
+    """
+    return plob_bound(jnp.min(arm_transmittances))

@@ -8,9 +8,13 @@ def poisson_photon_prob(n, mu):
     """Probability of ``n`` photons in a phase-randomised coherent pulse of mean photon number ``mu``.
 
     ``P(n) = exp(-mu) mu^n / n!`` (H.-K. Lo, X. Ma, K. Chen, Phys. Rev. Lett. 94, 230504 (2005)); evaluated in the
-    log domain so large ``n`` and tiny ``mu`` stay exact.
+    log domain so large ``n`` and tiny ``mu`` stay exact. At ``mu = 0`` (a vacuum intensity) it is 1 for ``n = 0``
+    and 0 otherwise, with a finite gradient there (``xlogy``'s ``n / mu`` would make it NaN; the one-sided slope
+    of ``P(1)`` there, 1, is given as 0).
     """
-    return jnp.exp(xlogy(n, mu) - mu - gammaln(n + 1.0))  # xlogy: P(0) = 1 for the vacuum
+    positive = mu > 0
+    log_prob = xlogy(n, jnp.where(positive, mu, 1.0)) - mu - gammaln(n + 1.0)
+    return jnp.where(positive | (n == 0), jnp.exp(log_prob), 0.0)
 
 
 def multiphoton_prob(mu):

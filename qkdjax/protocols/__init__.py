@@ -1,1 +1,2 @@
-"""Key-rate estimators: what a protocol distils from the observed detection statistics."""
+"""Protocol families (config group ``protocol``): each module's classes register themselves by their ``types``;
+modules may also hold the protocol's estimators as plain functions."""

@@ -1,4 +1,4 @@
-"""Decoy-state BB84 with weak coherent pulses, asymptotic key rates.
+"""Decoy-state BB84 with weak coherent pulses: asymptotic key rates, finite blocks, Monte Carlo blocks, passes.
 
 Key rate (GLLP; D. Gottesman, H.-K. Lo, N. Lutkenhaus, J. Preskill, Quantum Inf. Comput. 4, 325 (2004)) in the
 decoy-state form of X. Ma, B. Qi, Y. Zhao, H.-K. Lo, Phys. Rev. A 72, 012326 (2005), Eq. (1):
@@ -9,10 +9,26 @@ with ``q`` the sifting factor, ``Q_mu``/``E_mu`` the gain and QBER of the signal
 ``e_1`` the single-photon gain and error rate, which the ``decoy`` method bounds from what Bob observes.
 """
 
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
+
+import jax
 import jax.numpy as jnp
 
+from qkdjax.detectors.threshold import ThresholdDetector
+from qkdjax.montecarlo.estimates import ABORT_OUTPUT, COUNTS_STREAM, probability_estimate, summarise, summary_outputs, trial_stream
+from qkdjax.montecarlo.fluctuations import sample_block
 from qkdjax.numerics import binary_entropy, safe_divide
-from qkdjax.physics.source import multiphoton_prob, poisson_photon_prob
+from qkdjax.parameters import Protocol, Quantity, Range, StudyParams, choice, number
+from qkdjax.physics.bounds import plob_bound
+from qkdjax.physics.detector import click_and_error_probs, live_fraction
+from qkdjax.physics.source import intensities, intensity_probs, multiphoton_prob, poisson_photon_prob
+from qkdjax.protocols.bb84_finite import FiniteKey, block_counts, expected_block_counts, finite_key
+from qkdjax.sources.wcp_decoy import WCPDecoy
+from qkdjax.sweep import Output
 
 DECOY_METHODS = ("infinite", "vacuum_weak", "none")
 
@@ -69,3 +85,250 @@ def asymptotic_key_margin(p_signal, mu, gain, qber, single_photon_yield, single_
     privacy = single_photon_gain * (1.0 - binary_entropy(single_photon_error))
     leak = protocol.ec_efficiency * gain * binary_entropy(qber)
     return p_signal * sifting_factor(protocol.p_key_basis) * (privacy - leak)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The protocol: observables of a link evaluated at one point, asymptotic and finite-key estimates, and blocks
+
+ASYMPTOTIC_OUTPUTS: Mapping[str, Output] = {
+    "key_rate": Output("bit/s", "secret key rate", role="rate"),
+    "key_rate_per_pulse": Output("bit", "secret key bits per sent pulse", role="rate_per_pulse"),
+    "qber": Output("1", "quantum bit error rate of the signal intensity"),
+    "gain": Output("1", "detection probability per signal pulse"),
+    "plob_bound_per_pulse": Output("bit", "PLOB repeaterless bound per channel use (+inf for a lossless channel)", role="bound"),
+    "channel_transmittance": Output("1", "channel transmittance (excluding the receiver)"),
+    "single_photon_yield": Output("1", "single-photon yield used by the key rate (bound)"),
+    "single_photon_error": Output("1", "single-photon error rate used by the key rate (bound)"),
+}
+FINITE_KEY_OUTPUTS: Mapping[str, Output] = {
+    **{k: v for k, v in ASYMPTOTIC_OUTPUTS.items() if not k.startswith("single_photon")},
+    "key_length": Output("bit", "secret key length of a block with the expected counts"),
+    "block_pulses": Output("1", "pulses sent per block"),
+    "eps_sec": Output("1", "secrecy parameter of the block"),
+    "vacuum_detections_x": Output("1", "lower bound on key-basis vacuum detections s_X0"),
+    "single_photon_detections_x": Output("1", "lower bound on key-basis single-photon detections s_X1"),
+    "phase_error": Output("1", "upper bound on the single-photon phase-error rate"),
+}
+MONTECARLO_OUTPUTS: Mapping[str, Output] = {
+    **summary_outputs("key_length", "bit", "secret key length per block"),
+    **summary_outputs("key_rate", "bit/s", "secret key rate"),
+    **ABORT_OUTPUT,
+}
+TRIAL_OUTPUTS: Mapping[str, Output] = {
+    "trial_key_length": Output("bit", "secret key length of each Monte Carlo block", ("trial",)),
+    "trial_qber": Output("1", "observed key-basis QBER of each Monte Carlo block", ("trial",)),
+}
+
+
+def detection_statistics(p: StudyParams, channel):
+    """Gains and error gains per intensity (signal, decoy, weak), and the true single-photon yield and error yield.
+
+    Noise the link lets in (its ``background_count_prob`` hook) adds to each detector's dark counts (independent
+    Poisson noise). Dead time scales every yield by the live fraction at the mean click rate of the intensity
+    mix, shared by Bob's two detectors.
+    """
+    background = p.link.background_count_prob(p.source.rep_rate_hz)
+    noise = 1.0 - (1.0 - p.detector.dark_count_prob) * (1.0 - background)
+    detector = dataclasses.replace(p.detector, dark_count_prob=noise)
+    eta = channel * detector.efficiency
+    click, error = click_and_error_probs(-jnp.expm1(-eta * intensities(p.source)), detector)
+    mean_click = jnp.dot(intensity_probs(p.source), click)
+    live = live_fraction(p.source.rep_rate_hz * mean_click / 2.0, detector.dead_time_ns)
+    click1, error1 = click_and_error_probs(eta, detector)
+    return live * click, live * error, live * click1, live * error1
+
+
+def single_photon_bounds(p: StudyParams, gain, error_gain, true_yield1, true_error_yield1):
+    """Y_1 (lower) and e_1 (upper) as the chosen decoy method estimates them."""
+    method = p.protocol.decoy
+    if method == "infinite":  # infinitely many decoys pin Y_1 and e_1 exactly (Lo, Ma, Chen, PRL 94, 230504 (2005))
+        return true_yield1, safe_divide(true_error_yield1, true_yield1)
+    if method == "vacuum_weak":
+        return vacuum_weak_bounds(intensities(p.source), gain, error_gain)
+    return untagged_bounds(p.source.mu_signal, gain[0], error_gain[0])
+
+
+class AsymptoticEstimate(NamedTuple):
+    """What the asymptotic key rate of one point is computed from."""
+
+    channel: jax.Array
+    gain: jax.Array  # per intensity
+    qber: jax.Array  # signal intensity
+    single_photon_yield: jax.Array  # bound
+    single_photon_error: jax.Array  # bound
+    margin_per_pulse: jax.Array  # the rate formula before clipping at zero
+
+
+def asymptotic_estimate(p: StudyParams) -> AsymptoticEstimate:
+    """Asymptotic decoy BB84 over a link evaluated at one point (fibre length, elevation)."""
+    channel = p.link.transmittance()
+    gain, error_gain, yield1, error_yield1 = detection_statistics(p, channel)
+    qber = safe_divide(error_gain[0], gain[0])
+    y1, e1 = single_photon_bounds(p, gain, error_gain, yield1, error_yield1)
+    margin = asymptotic_key_margin(p.source.p_signal, p.source.mu_signal, gain[0], qber, y1, e1, p.protocol)
+    return AsymptoticEstimate(channel, gain, qber, y1, e1, margin)
+
+
+def asymptotic_metrics(p: StudyParams) -> dict[str, jax.Array]:
+    """Cube variables of asymptotic decoy BB84 over a link evaluated at one point."""
+    estimate = asymptotic_estimate(p)
+    per_pulse = jnp.maximum(estimate.margin_per_pulse, 0.0)  # exactly 0 where the bound gives no key, never NaN
+    return {
+        "key_rate": per_pulse * p.source.rep_rate_hz,
+        "key_rate_per_pulse": per_pulse,
+        "qber": estimate.qber,
+        "gain": estimate.gain[0],
+        "plob_bound_per_pulse": plob_bound(estimate.channel),
+        "channel_transmittance": estimate.channel,
+        "single_photon_yield": estimate.single_photon_yield,
+        "single_photon_error": jnp.minimum(estimate.single_photon_error, 0.5),
+    }
+
+
+class FiniteKeyEstimate(NamedTuple):
+    """A block of ``protocol.block_size`` key-basis detections with the expected counts, and its key."""
+
+    channel: jax.Array
+    gain: jax.Array  # per intensity
+    error_gain: jax.Array  # per intensity
+    probs: jax.Array  # of the intensities
+    pulses: jax.Array  # sent per block
+    key: FiniteKey
+
+
+def finite_key_estimate(p: StudyParams) -> FiniteKeyEstimate:
+    """The expected block of a link evaluated at one point, estimated with Lim et al. (2014)."""
+    channel = p.link.transmittance()
+    gain, error_gain, _, _ = detection_statistics(p, channel)
+    probs = intensity_probs(p.source)
+    counts, pulses = expected_block_counts(p.protocol.block_size, p.protocol.p_key_basis, probs, gain, error_gain)
+    key = finite_key(counts, intensities(p.source), probs, p.protocol)
+    return FiniteKeyEstimate(channel, gain, error_gain, probs, pulses, key)
+
+
+def finite_key_metrics(p: StudyParams) -> tuple[dict[str, jax.Array], FiniteKeyEstimate]:
+    """Cube variables of a finite block with the expected counts, and the estimate (the Monte Carlo samples
+    blocks like it)."""
+    estimate = finite_key_estimate(p)
+    key, gain = estimate.key, estimate.gain
+    per_pulse = key.key_length / estimate.pulses
+    metrics = {
+        "key_rate": per_pulse * p.source.rep_rate_hz,
+        "key_rate_per_pulse": per_pulse,
+        "qber": safe_divide(estimate.error_gain[0], gain[0]),
+        "gain": gain[0],
+        "plob_bound_per_pulse": plob_bound(estimate.channel),
+        "channel_transmittance": estimate.channel,
+        "key_length": key.key_length,
+        "block_pulses": estimate.pulses,
+        "eps_sec": key.eps_sec,
+        "vacuum_detections_x": key.vacuum_detections_x,
+        "single_photon_detections_x": key.single_photon_detections_x,
+        "phase_error": key.phase_error,
+    }
+    return metrics, estimate
+
+
+def montecarlo_metrics(p: StudyParams, key, trials: int, keep_trials: bool, block: FiniteKeyEstimate) -> dict[str, jax.Array]:
+    """Distribution of the key over ``trials`` sampled blocks like ``block``, each estimated as a deployed system
+    would.
+
+    Trial ``t`` draws its counts from ``fold_in(fold_in(key, t), COUNTS_STREAM)``: with common random numbers
+    (one ``key`` for every point) the same stream wherever it is evaluated.
+    """
+    probs, gain, error_gain = block.probs, block.gain, block.error_gain
+    pulses = jnp.round(block.pulses)
+
+    def one_block(t):
+        observed = sample_block(trial_stream(key, t, COUNTS_STREAM), pulses, p.protocol.p_key_basis, probs, gain, error_gain)
+        return finite_key(observed, intensities(p.source), probs, p.protocol)
+
+    blocks = jax.vmap(one_block)(jnp.arange(trials))
+    metrics = {
+        **summarise("key_length", blocks.key_length),
+        **summarise("key_rate", blocks.key_length / pulses * p.source.rep_rate_hz),
+        **probability_estimate("abort_probability", blocks.aborted),
+    }
+    if keep_trials:
+        metrics |= {"trial_key_length": blocks.key_length, "trial_qber": blocks.qber_x}
+    return metrics
+
+
+class BB84Decoy(Protocol):
+    """Decoy-state BB84 with weak coherent pulses and Bob's threshold pair; ``block_size`` set selects the
+    finite-key analysis of Lim et al. (2014) (``bb84_finite``), which also serves satellite passes.
+
+    Security parameters follow Lim et al., Phys. Rev. A 89, 022307 (2014): the key is ``eps_cor``-correct and
+    ``eps_sec``-secret, where ``eps_sec`` is either fixed or, as in their Fig. 1, proportional to the key
+    length (``eps_sec_per_key_bit`` = kappa); exactly one of the two is set for a finite-key study.
+    """
+
+    types = ("bb84_decoy",)
+    needs: ClassVar[Mapping[str, type]] = {"source": WCPDecoy, "detector": ThresholdDetector}
+    finite_key_field = "block_size"
+    pass_blocks = True
+    decoy: str = choice("single-photon estimation method", DECOY_METHODS)
+    # any bias: the key basis is the one whose detections form the key, and at small blocks near the reach the
+    # optimum picks it less often than the test basis (q_x < 1/2: more Z data for the phase-error estimate)
+    p_key_basis: Any = number(
+        "1", "probability that each party picks the key basis", Range(0.0, 1.0, low_closed=False, high_closed=False), optimisable=True
+    )
+    ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
+    block_size: Any = number(
+        "1", "key-basis detections per block n_X", Range(1.0, 1e18), optional=True,
+        inverse=Quantity("min", True, "smallest block size n_X reaching the target key rate"),
+    )  # fmt: skip
+    eps_sec: Any = number("1", "secrecy parameter", Range(0.0, 1.0, low_closed=False, high_closed=False), optional=True)
+    eps_sec_per_key_bit: Any = number("1", "secrecy parameter per key bit kappa", Range(0.0, 1e-3, low_closed=False), optional=True)
+    eps_cor: Any = number("1", "correctness parameter", Range(0.0, 1.0, low_closed=False, high_closed=False))
+    qber_abort: Any = number("1", "abort above this observed key-basis QBER", Range(0.0, 0.5))
+
+    exactly_one_set = (("eps_sec", "eps_sec_per_key_bit"),)
+
+    @classmethod
+    def outputs(cls, static):
+        return FINITE_KEY_OUTPUTS if cls.finite(static) else ASYMPTOTIC_OUTPUTS
+
+    @classmethod
+    def sample_outputs(cls, keep_trials: bool):
+        return {**MONTECARLO_OUTPUTS, **(TRIAL_OUTPUTS if keep_trials else {})}
+
+    def metrics(self, p):
+        if self.block_size is None:
+            return asymptotic_metrics(p), None  # deterministic: nothing to sample
+        return finite_key_metrics(p)
+
+    def margin_per_pulse(self, p):
+        """Secret bits per pulse before rounding and clipping at zero (negative: no key): smooth in the source and
+        protocol parameters, the optimiser's objective."""
+        if self.block_size is None:
+            return asymptotic_estimate(p).margin_per_pulse
+        estimate = finite_key_estimate(p)
+        return estimate.key.length_margin / estimate.pulses
+
+    def key_rate(self, p):
+        return self.metrics(p)[0]["key_rate"]
+
+    def sample_metrics(self, p, key, trials, keep_trials, block):
+        return montecarlo_metrics(p, key, trials, keep_trials, block)
+
+    def block_statistics(self, p, channel):
+        """Gain and error gain per intensity at transmittance ``channel`` (a pass averages them over its steps)."""
+        gain, error_gain, _, _ = detection_statistics(p, channel)
+        return gain, error_gain
+
+    def block_key(self, p, pulses, statistics):
+        """The counts of ``pulses`` sent with ``statistics`` as one finite-key block (Lim et al. 2014)."""
+        probs = intensity_probs(p.source)
+        counts = block_counts(pulses, self.p_key_basis, probs, *statistics)
+        return finite_key(counts, intensities(p.source), probs, self)
+
+    def sampled_block_key(self, p, key, pulses, statistics):
+        """A block of ``pulses`` sampled with ``statistics`` (drawn from ``key``), estimated as a deployed system would."""
+        probs = intensity_probs(p.source)
+        observed = sample_block(key, pulses, self.p_key_basis, probs, *statistics)
+        return finite_key(observed, intensities(p.source), probs, self)
+
+    def signal_summary(self, statistics):
+        gain, error_gain = statistics
+        return {"qber": safe_divide(error_gain[0], gain[0]), "gain": gain[0]}

@@ -1,0 +1,27 @@
+"""Threshold single-photon detectors (models: qkdjax.physics.detector)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qkdjax.parameters import NON_NEGATIVE, Detector, Quantity, Range, number
+
+
+class ThresholdDetector(Detector):
+    """Threshold detectors and receiver optics: Bob's pair (one per bit value), or the middle station's set."""
+
+    types = ("threshold",)
+    efficiency: Any = number(
+        "1", "receiver detection efficiency incl. optics", Range(0.0, 1.0, low_closed=False),
+        inverse=Quantity("min", True, "smallest detection efficiency reaching the target key rate"),
+    )  # fmt: skip
+    dark_count_prob: Any = number(
+        "1", "dark count probability per detector per gate", Range(0.0, 0.5),
+        inverse=Quantity("max", True, "largest dark count probability reaching the target key rate"),
+    )  # fmt: skip
+    afterpulse_prob: Any = number("1", "afterpulse probability", Range(0.0, 1.0, high_closed=False), default=0.0)
+    dead_time_ns: Any = number("ns", "detector dead time", NON_NEGATIVE, default=0.0)
+    misalignment: Any = number(
+        "1", "optical misalignment error probability", Range(0.0, 0.5),
+        inverse=Quantity("max", False, "largest misalignment reaching the target key rate"),
+    )  # fmt: skip

@@ -1,0 +1,80 @@
+"""Trusted-node chains: fibre hops in series joined at trusted nodes (key relay), with the reliability and
+key-supply figures of ``qkdjax.network.availability``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+from qkdjax.links.fibre import FibreLink
+from qkdjax.parameters import MTBF, NON_NEGATIVE, POSITIVE, Link, Range, number
+
+MAX_TRUSTED_NODES = 8  # corridors are simulated with this many node slots, the unused ones masked out
+MAX_PATHS = 3  # disjoint parallel paths between the two user sites
+
+
+def hops_field(long_name: str) -> Any:
+    """A list of hops, each a fibre link with optional detector/protocol overrides: static (it shapes the study)."""
+    return dataclasses.field(metadata={"static": True, "long_name": long_name, "hops": FibreLink})
+
+
+class KeySupply(Link):
+    """Reliability of hops and trusted nodes, key buffers and the application's demand (qkdjax.network)."""
+
+    paths: Any = number("1", "disjoint parallel paths between the user sites", Range(1.0, MAX_PATHS, integer=True), role="option")
+    hop_mtbf_h: Any = number("h", "mean time between failures of a hop", MTBF)
+    hop_mttr_h: Any = number("h", "mean time to repair a hop", POSITIVE)
+    node_mtbf_h: Any = number("h", "mean time between failures of a trusted node", MTBF)
+    node_mttr_h: Any = number("h", "mean time to repair a trusted node", POSITIVE)
+    failure_shape: Any = number("1", "Weibull shape of the times to failure (1: exponential)", Range(0.2, 10.0))
+    repair_log_sigma: Any = number("1", "log-sd of lognormal repair times (0: exponential)", Range(0.0, 3.0))
+    buffer_bits: Any = number("bit", "key buffer of each hop", NON_NEGATIVE)
+    store_bits: Any = number("bit", "end-to-end key store at the user sites", NON_NEGATIVE)
+    demand_bps: Any = number("bit/s", "end-to-end key demand of the applications", NON_NEGATIVE, role="demand")
+
+    @classmethod
+    def scenario(cls, static):
+        return "chain"
+
+
+class TrustedNodeChain(KeySupply):
+    """Fibre hops in series joined at trusted nodes, with key relay; each hop may override detector and protocol
+    values of the study (e.g. a hop with other detectors)."""
+
+    types = ("trusted_node",)
+    hops: Any = hops_field("hops of the chain")
+
+    def hop_slots(self, hop_key_rate):
+        """``hop_key_rate(hop_link, overrides)`` of every hop [H], and which slots hold a hop (all)."""
+        per_hop = []
+        for pairs in self.hops:
+            values = dict(pairs)
+            hop_link = FibreLink(
+                distance_km=values["link.distance_km"],
+                attenuation_db_per_km=values["link.attenuation_db_per_km"],
+                extra_loss_db=values["link.extra_loss_db"],
+            )
+            per_hop.append(hop_key_rate(hop_link, pairs))
+        return {k: jnp.stack([h[k] for h in per_hop]) for k in per_hop[0]}, jnp.ones(len(per_hop), bool)
+
+
+class Corridor(KeySupply):
+    """A fibre corridor cut into equal hops by ``trusted_nodes`` evenly spaced trusted nodes."""
+
+    types = ("corridor",)
+    total_length_km: Any = number("km", "corridor length", NON_NEGATIVE, role="distance")
+    trusted_nodes: Any = number("1", "trusted nodes along the corridor", Range(0.0, MAX_TRUSTED_NODES, integer=True), role="option")
+    attenuation_db_per_km: Any = number("dB/km", "fibre attenuation", NON_NEGATIVE)
+    extra_loss_db: Any = number("dB", "extra lumped loss per hop", NON_NEGATIVE)
+
+    def hop_slots(self, hop_key_rate):
+        """The equal hops' ``hop_key_rate`` in every node slot [MAX_TRUSTED_NODES + 1], and which slots hold a hop."""
+        hops = self.trusted_nodes + 1.0
+        hop_link = FibreLink(
+            distance_km=self.total_length_km / hops, attenuation_db_per_km=self.attenuation_db_per_km, extra_loss_db=self.extra_loss_db
+        )
+        one = hop_key_rate(hop_link, ())
+        slots = MAX_TRUSTED_NODES + 1
+        return {k: jnp.full(slots, v) for k, v in one.items()}, jnp.arange(slots) < hops

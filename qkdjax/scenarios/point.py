@@ -1,0 +1,96 @@
+"""A link evaluated at one point (a fibre length, a satellite elevation): the protocol's asymptotic or finite-key
+metrics, Monte Carlo blocks, and the optimiser's and inverse questions' answers at every grid point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+
+from qkdjax import optimize, parameters
+from qkdjax.config import ConfigError
+from qkdjax.study import Study
+from qkdjax.sweep import Output
+
+
+def _margin(p):
+    return p.protocol.margin_per_pulse(p)
+
+
+def _key_rate(p):
+    return p.protocol.key_rate(p)
+
+
+class PointStudy(Study):
+    """Asymptotic key rates, or finite-key blocks with the expected counts when the protocol's finite-key field is
+    set, with ``trials`` Monte Carlo blocks per point when ``trials > 0``; the link may add metrics of its own
+    (``point_outputs``, ``point_metrics``: a satellite's loss budget)."""
+
+    name = "point"
+
+    @classmethod
+    def check(cls, static, classes, settings):
+        protocol = classes["protocol"]
+        if settings.trials and not protocol.finite(static):
+            field = protocol.finite_key_field
+            how = (
+                f"set protocol.{field} (e.g. 1e6), or montecarlo.trials=0 for asymptotic key rates"
+                if field
+                else f"protocol.type {static.get('protocol.type')} has no finite-key analysis: set montecarlo.trials=0"
+            )
+            raise ConfigError(f"montecarlo.trials = {settings.trials} samples finite blocks: {how}")
+        if settings.keep_trials and not settings.trials:
+            raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0")
+
+    @property
+    def outputs(self) -> Mapping[str, Output]:
+        protocol, link = self.classes["protocol"], self.classes["link"]
+        extra = {**link.point_outputs, **self.optimize_outputs, **self.inverse_outputs}
+        montecarlo = protocol.sample_outputs(self.keep_trials) if self.trials else {}
+        return {**protocol.outputs(self.static), **extra, **montecarlo}
+
+    @property
+    def optimize_outputs(self) -> dict[str, Output]:
+        """``opt.<param>`` for every optimised parameter, the convergence flag and the rate before optimising."""
+        if self.optimizer is None:
+            return {}
+        outputs = {}
+        for name in self.optimizer.params:
+            meta = parameters.field(name, self.types).metadata
+            outputs[f"opt.{name}"] = Output(meta["units"], f"optimised {meta['long_name']}")
+        return outputs | {
+            "opt.converged": Output("1", f"1 where the best start's key rate reached a plateau (rel. change < {optimize.TOLERANCE:g})"),
+            "opt.initial_key_rate": Output("bit/s", "secret key rate with the configured (not optimised) parameters"),
+        }
+
+    @property
+    def inverse_outputs(self) -> dict[str, Output]:
+        """One variable per inverse question, e.g. ``max.link.distance_km``: NaN where no value reaches the target."""
+        if self.inverse is None:
+            return {}
+        outputs = {}
+        for name in self.inverse.solve:
+            meta = parameters.field(name, self.types).metadata
+            long_name = f"{meta['inverse'].long_name} {self.inverse.target_key_rate:g} bit/s"
+            outputs[optimize.output_name(name, meta["inverse"])] = Output(meta["units"], long_name)
+        return outputs
+
+    @property
+    def types(self) -> dict[str, str | None]:
+        return {group: self.static.get(f"{group}.type") for group in parameters.GROUPS}
+
+    def __call__(self, values, key):
+        p = self.params(values)
+        answers = {}
+        if self.optimizer is not None:
+            optimum = optimize.optimise(p, self.optimizer, _margin, _key_rate)
+            p = optimum.params
+            answers |= {f"opt.{name}": value for name, value in optimum.values.items()}
+            answers |= {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
+        if self.inverse is not None:
+            answers |= optimize.answer(p, self.inverse, self.optimizer, _margin, _key_rate)
+        metrics, block = p.protocol.metrics(p)
+        if self.trials:
+            metrics |= p.protocol.sample_metrics(p, key, self.trials, self.keep_trials, block)
+        metrics |= answers
+        return metrics | p.link.point_metrics()

@@ -1,0 +1,168 @@
+"""A whole satellite pass: the counts of all its time steps form one finite-key block (as SatQuMA does), with key
+per pass, per day and per year, and Monte Carlo passes through turbulence and pointing jitter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+
+from qkdjax.config import ConfigError
+from qkdjax.montecarlo.estimates import (
+    ABORT_OUTPUT,
+    COUNTS_STREAM,
+    FADING_STREAM,
+    probability_estimate,
+    summarise,
+    summary_outputs,
+    trial_stream,
+)
+from qkdjax.numerics import safe_divide
+from qkdjax.physics import free_space, satellite
+from qkdjax.physics.bounds import plob_bound
+from qkdjax.study import Study
+from qkdjax.sweep import Output
+
+PASS_OUTPUTS: Mapping[str, Output] = {
+    "key_per_pass": Output("bit", "secret key of one pass (its counts form one finite-key block)", role="per_pass"),
+    "key_rate": Output("bit/s", "secret key per pass divided by the pass duration", role="rate"),
+    "key_rate_per_pulse": Output("bit", "secret key bits per pulse sent during the pass", role="rate_per_pulse"),
+    "qber": Output("1", "quantum bit error rate of the signal intensity over the pass"),
+    "gain": Output("1", "detection probability per signal pulse, pass average"),
+    "plob_bound_per_pulse": Output("bit", "PLOB repeaterless bound per channel use, pass average", role="bound"),
+    "pass_duration_s": Output("s", "time above the minimum elevation"),
+    "block_pulses": Output("1", "pulses sent during the pass"),
+    "min_total_loss_db": Output("dB", "total channel loss at the pass's maximum elevation"),
+    "phase_error": Output("1", "upper bound on the single-photon phase-error rate of the pass"),
+    "passes_per_day": Output("1/d", "passes per day above the minimum elevation"),
+    "key_per_day": Output("bit/d", "expected secret key per day (all passes, cloud-free fraction)"),
+    "key_per_year": Output("bit/Julian_year", "expected secret key per Julian year (365.25 d)", role="supply"),
+}
+PASS_MONTECARLO_OUTPUTS: Mapping[str, Output] = {
+    **summary_outputs("key_per_pass", "bit", "secret key per pass (turbulence, pointing, counts)"),
+    **ABORT_OUTPUT,
+}
+PASS_TIME_STEPS = 128  # time steps per pass: 4 s for an 8-minute pass at 500 km
+PASS_OFFSETS = 16  # closest-approach offsets averaged over for the key per day
+
+
+def pass_block(p, channels, step_s):
+    """Pulses of a pass and the protocol's block statistics, averaged over the time steps' ``channels``."""
+    statistics = jax.vmap(lambda channel: p.protocol.block_statistics(p, channel))(channels)
+    pulses = p.source.rep_rate_hz * step_s * channels.shape[0]
+    return pulses, jax.tree.map(lambda s: jnp.mean(s, axis=0), statistics)
+
+
+def pass_geometry(link, max_elevation_deg):
+    """Elevations of the pass's time steps and the step length."""
+    _, elevation_deg, step_s = free_space.pass_elevations_deg(max_elevation_deg, link.min_elevation_deg, link.altitude_km, PASS_TIME_STEPS)
+    return elevation_deg, step_s
+
+
+def key_per_day(p, table):
+    """Expected key per day and passes per day: passes/day x cloud-free probability x key of the average pass.
+
+    The average is over the closest-approach offsets of the passes above the minimum elevation
+    (``free_space.max_elevation_weights``), each pass with the mean transmittance.
+    """
+    max_elevations, weights = free_space.max_elevation_weights(PASS_OFFSETS, p.link.min_elevation_deg, p.link.altitude_km)
+
+    def key_of_pass(max_elevation_deg):
+        elevation_deg, step_s = pass_geometry(p.link, max_elevation_deg)
+        channels = jax.vmap(satellite.mean_transmittance, (None, 0, None))(p.link, elevation_deg, table)
+        return p.protocol.block_key(p, *pass_block(p, channels, step_s)).key_length
+
+    mean_key = jnp.dot(weights, jax.vmap(key_of_pass)(max_elevations))
+    passes = free_space.passes_per_day(p.link.station_latitude_deg, p.link.min_elevation_deg, p.link.altitude_km, p.link.inclination_deg)
+    return passes * p.link.cloud_free_prob * mean_key, passes
+
+
+def pass_metrics(p) -> tuple[dict, tuple]:
+    """Cube variables of one pass peaking at ``link.max_elevation_deg``, with the mean transmittance per step."""
+    elevation_deg, step_s = pass_geometry(p.link, p.link.max_elevation_deg)
+    table = satellite.diffraction_table(p.link)
+    loss_db = jax.vmap(satellite.loss_budget_db, (None, 0, None))(p.link, elevation_deg, table)["total_loss_db"]
+    channels = 10.0 ** (-loss_db / 10.0)
+    pulses, statistics = pass_block(p, channels, step_s)
+    key = p.protocol.block_key(p, pulses, statistics)
+    duration_s = step_s * PASS_TIME_STEPS
+    per_day, passes = key_per_day(p, table)
+    metrics = {
+        "key_per_pass": key.key_length,
+        "key_rate": safe_divide(key.key_length, duration_s),
+        "key_rate_per_pulse": safe_divide(key.key_length, pulses),
+        **p.protocol.signal_summary(statistics),
+        "plob_bound_per_pulse": jnp.mean(plob_bound(channels)),
+        "pass_duration_s": duration_s,
+        "block_pulses": pulses,
+        "min_total_loss_db": jnp.min(loss_db),
+        "phase_error": key.phase_error,
+        "passes_per_day": passes,
+        "key_per_day": per_day,
+        "key_per_year": 365.25 * per_day,
+    }
+    return metrics, (elevation_deg, step_s, table)
+
+
+def pass_montecarlo_metrics(p, key, trials: int, geometry) -> dict:
+    """Distribution of the key per pass: every trial fades each time step (pointing, scintillation) and samples
+    the pass's counts.
+
+    The counts are drawn as one multinomial with the pass-averaged cell probabilities. A pass is a sum of
+    steps with different probabilities p_t; this has the same mean and a variance smaller by N Var_t(p_t),
+    which is below p_max of it (detection probabilities of satellite links are << 1).
+    """
+    elevation_deg, step_s, table = geometry
+    fading = jax.vmap(satellite.fading, (None, 0, None))(p.link, elevation_deg, table)  # shared by the trials
+
+    def one_pass(t):
+        fading_key, counts_key = trial_stream(key, t, FADING_STREAM), trial_stream(key, t, COUNTS_STREAM)
+        step_keys = jax.random.split(fading_key, elevation_deg.shape[0])
+        channels = jax.vmap(satellite.faded_transmittance)(step_keys, fading)
+        pulses, statistics = pass_block(p, channels, step_s)
+        return p.protocol.sampled_block_key(p, counts_key, jnp.round(pulses), statistics)
+
+    passes = jax.vmap(one_pass)(jnp.arange(trials))
+    return {**summarise("key_per_pass", passes.key_length), **probability_estimate("abort_probability", passes.aborted)}
+
+
+class PassStudy(Study):
+    """Key per pass, per day and per year of a satellite link whose ``elevation_deg`` is unset; ``trials``
+    Monte Carlo passes per point."""
+
+    name = "pass"
+
+    @classmethod
+    def check(cls, static, classes, settings):
+        protocol = classes["protocol"]
+        kind = static.get("protocol.type") or protocol.types[0]
+        if not protocol.pass_blocks:
+            raise ConfigError(
+                f"protocol.type {kind} cannot estimate a satellite pass as one block: set link.elevation_deg to evaluate one elevation"
+            )
+        if protocol.finite(static):
+            raise ConfigError(
+                f"protocol.{protocol.finite_key_field} is set, but a satellite pass (link.elevation_deg = null) makes its own block of "
+                f"all the pass's counts: set protocol.{protocol.finite_key_field}=null, or link.elevation_deg to evaluate one elevation"
+            )
+        if settings.optimizer or settings.inverse:
+            what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
+            raise ConfigError(
+                f"{what} works on links evaluated at one point (fibre, or a satellite at link.elevation_deg), not on a satellite pass"
+            )
+        if settings.keep_trials:
+            raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks at one point, not of satellite passes")
+
+    @property
+    def outputs(self):
+        return {**PASS_OUTPUTS, **(PASS_MONTECARLO_OUTPUTS if self.trials else {})}
+
+    @property
+    def evaluations_per_point(self) -> int:
+        return max(self.trials, 1) * PASS_TIME_STEPS
+
+    def __call__(self, values, key):
+        p = self.params(values)
+        metrics, geometry = pass_metrics(p)
+        return metrics | (pass_montecarlo_metrics(p, key, self.trials, geometry) if self.trials else {})

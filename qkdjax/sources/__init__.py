@@ -1,0 +1,1 @@
+"""Source models (config group ``source``): each module's classes register themselves by their ``types``."""
