@@ -6,8 +6,8 @@ The earlier commit is checked out in a detached worktree (under the cache direct
 ``PYTHONPATH`` pointing there, so both runs use this environment's libraries; its cubes are kept in the cache,
 keyed by the commit's hash, and reused. Coordinates, variables and their attributes must match bit for bit
 (NaN equal to NaN); attributes added on purpose since (``ALLOWED_NEW_ATTRS``) are listed, not failed. Global
-attributes (provenance: the config, the git hash, the time) are not compared; a changed config is shown for
-information. One line per sweep with both run times (the earlier one blank once cached); a sweep the earlier
+attributes (provenance: the config, the git hash, the time) are not compared; a changed config (apart from
+``output`` and ``compile_cache``) is shown for information. One line per sweep with both run times (the earlier one blank once cached); a sweep the earlier
 commit lacks is listed as new. Exit status 1 if any cube differs.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 ALLOWED_NEW_ATTRS = {"qkdjax_role"}
@@ -78,6 +79,12 @@ def compare(base: xr.Dataset, new: xr.Dataset) -> tuple[list[str], set[str]]:
     return problems, added
 
 
+def study_config(cube: xr.Dataset) -> dict:
+    """The cube's resolved config without where the run wrote (``output``, ``compile_cache``: each run's own)."""
+    config = yaml.safe_load(cube.attrs.get("config", "{}")) or {}
+    return {key: value for key, value in config.items() if key not in ("output", "compile_cache")}
+
+
 def baseline_worktree(commit: str, cache: Path) -> Path:
     tree = cache / f"tree-{commit}"
     if not tree.exists():
@@ -109,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         new_file, new_s = run_sweep(sweep, REPO, new_dir, cache / "jax-cache-new")
         with xr.open_dataset(base_file) as base, xr.open_dataset(new_file) as new:
             problems, added = compare(base.load(), new.load())
-            config_changed = base.attrs.get("config") != new.attrs.get("config")
+            config_changed = study_config(base) != study_config(new)
         failed |= bool(problems)
         verdict = "bit-identical" if not problems else "DIFFERS"
         notes = [f"new attrs {sorted(added)}"] * bool(added) + ["config text changed"] * config_changed

@@ -298,7 +298,7 @@ def check_compatible(classes: Mapping[str, type], static: Mapping[str, Any]) -> 
     if protocol.arms != link.arms:
         fitting = [t for t, c in parameters.registry("link").items() if c.arms == protocol.arms]
         raise ConfigError(
-            f"protocol.type {kind} needs a link with {protocol.arms} arm(s), but link.type {static.get('link.type')} has {link.arms}: "
+            f"protocol.type {kind} needs a link with {protocol.arms} arm(s), but link.type {static.get('link.type') or link.types[0]} has {link.arms}: "
             f"choose link={' or link='.join(fitting) or '(none registered)'}"
         )
     for group, needed in protocol.needs.items():
@@ -334,8 +334,9 @@ def _check_exactly_one_set(group: str, cls: type, values: Mapping[str, np.ndarra
 def parse_grid(cfg: DictConfig) -> Grid:
     """Validate the physics groups of a composed config and lay out its grid. Raises ``ConfigError``."""
     fixed, static, numeric, numeric_axes, categorical_axes = {}, {}, {}, [], []
-    classes = {group: parameters.group_class(group, _type_name(cfg, group)) for group in parameters.GROUPS}
-    check_compatible(classes, {f"{group}.type": _type_name(cfg, group) for group in parameters.GROUPS})
+    types = {f"{group}.type": _type_name(cfg, group) for group in parameters.GROUPS}
+    classes = parameters.study_classes(types)
+    check_compatible(classes, types)
     for group, cls in classes.items():
         _check_keys(cfg, group, cls)
         for field in dataclasses.fields(cls):

@@ -227,17 +227,18 @@ class Protocol(Params):
         return cls.finite_key_field is not None and static.get(f"protocol.{cls.finite_key_field}", 1.0) is not None
 
 
-def discover() -> None:
-    """Import every module of the model packages, which registers their classes (once per process)."""
-    _discover_once()
-
-
 @functools.cache
-def _discover_once() -> None:
+def import_package(package_name: str) -> None:
+    """Import every module of a package once per process: defining their classes registers them."""
+    package = importlib.import_module(package_name)
+    for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+        importlib.import_module(module.name)
+
+
+def discover() -> None:
+    """Import every module of the model packages, which registers their classes."""
     for package_name in PACKAGES.values():
-        package = importlib.import_module(package_name)
-        for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
-            importlib.import_module(module.name)
+        import_package(package_name)
 
 
 def registry(group: str) -> Mapping[str, type]:

@@ -9,9 +9,6 @@ live in ``qkdjax.scenarios`` and register themselves by ``name``; the engine kno
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -19,6 +16,7 @@ import jax
 import numpy as np
 
 from qkdjax import optimize, parameters
+from qkdjax.config import ConfigError
 from qkdjax.montecarlo.estimates import QUANTILES
 from qkdjax.sweep import Output
 
@@ -51,6 +49,18 @@ class Study:
     def check(cls, static: Mapping[str, Any], classes: Mapping[str, type], settings: Any) -> None:
         """Reject run settings this scenario cannot honour (raises ``qkdjax.config.ConfigError``)."""
 
+    @staticmethod
+    def refuse_point_settings(settings: Any, scenario: str) -> None:
+        """Optimisation, inverse questions and kept per-trial blocks are answered for links evaluated at one
+        point: refuse them for ``scenario`` (e.g. "a satellite pass") with one line."""
+        if settings.optimizer or settings.inverse:
+            what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
+            raise ConfigError(
+                f"{what} works on links evaluated at one point (e.g. link.elevation_deg set for a satellite), not on {scenario}"
+            )
+        if settings.keep_trials:
+            raise ConfigError(f"montecarlo.keep_trials = true keeps per-trial values of finite blocks at one point, not of {scenario}")
+
     @property
     def static(self) -> dict[str, Any]:
         return dict(self.choices)
@@ -82,17 +92,9 @@ class Study:
         raise NotImplementedError
 
 
-@functools.cache
-def _discover_scenarios() -> None:
-    from qkdjax import scenarios
-
-    for module in pkgutil.iter_modules(scenarios.__path__, f"{scenarios.__name__}."):
-        importlib.import_module(module.name)
-
-
 def scenario_class(static: Mapping[str, Any]) -> type[Study]:
     """The scenario the grid's link class declares for these static choices."""
-    _discover_scenarios()
+    parameters.import_package("qkdjax.scenarios")
     return _SCENARIOS[parameters.group_class("link", static.get("link.type")).scenario(static)]
 
 

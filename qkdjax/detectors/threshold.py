@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from qkdjax.parameters import NON_NEGATIVE, Detector, Quantity, Range, number
@@ -25,3 +26,9 @@ class ThresholdDetector(Detector):
         "1", "optical misalignment error probability", Range(0.0, 0.5),
         inverse=Quantity("max", False, "largest misalignment reaching the target key rate"),
     )  # fmt: skip
+
+    def with_background(self, background_count_prob) -> ThresholdDetector:
+        """These detectors with the noise a link lets in (``Link.background_count_prob``, per detector per gate)
+        added to each one's dark counts as independent noise: ``1 - (1 - p_dark)(1 - p_background)``."""
+        noise = 1.0 - (1.0 - self.dark_count_prob) * (1.0 - background_count_prob)
+        return dataclasses.replace(self, dark_count_prob=noise)

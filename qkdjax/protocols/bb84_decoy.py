@@ -11,7 +11,6 @@ with ``q`` the sifting factor, ``Q_mu``/``E_mu`` the gain and QBER of the signal
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -127,9 +126,7 @@ def detection_statistics(p: StudyParams, channel):
     Poisson noise). Dead time scales every yield by the live fraction at the mean click rate of the intensity
     mix, shared by Bob's two detectors.
     """
-    background = p.link.background_count_prob(p.source.rep_rate_hz)
-    noise = 1.0 - (1.0 - p.detector.dark_count_prob) * (1.0 - background)
-    detector = dataclasses.replace(p.detector, dark_count_prob=noise)
+    detector = p.detector.with_background(p.link.background_count_prob(p.source.rep_rate_hz))
     eta = channel * detector.efficiency
     click, error = click_and_error_probs(-jnp.expm1(-eta * intensities(p.source)), detector)
     mean_click = jnp.dot(intensity_probs(p.source), click)

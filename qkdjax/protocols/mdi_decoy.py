@@ -14,7 +14,6 @@ pulse pairs in which both send the signal intensity (1 in the asymptotic limit o
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -53,18 +52,10 @@ class Estimate(NamedTuple):
     margin_per_pulse: jax.Array  # the rate formula before clipping at zero
 
 
-def relay_detector(p: StudyParams) -> ThresholdDetector:
-    """The relay's detectors with the noise the link lets in (``background_count_prob``) added to each
-    detector's dark counts as independent noise."""
-    background = p.link.background_count_prob(p.source.rep_rate_hz)
-    noise = 1.0 - (1.0 - p.detector.dark_count_prob) * (1.0 - background)
-    return dataclasses.replace(p.detector, dark_count_prob=noise)
-
-
 def estimate(p: StudyParams) -> Estimate:
     """Asymptotic decoy MDI-QKD over a two-arm link evaluated at one point."""
     arms = p.link.transmittance()
-    detector = relay_detector(p)
+    detector = p.detector.with_background(p.link.background_count_prob(p.source.rep_rate_hz))  # the relay's
     eta_a, eta_b = arms * detector.efficiency
     noise, misalignment = detector.dark_count_prob, detector.misalignment
     mu, nu = p.source.mu_signal, p.source.mu_decoy

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 import jax.numpy as jnp
 
-from qkdjax.config import ConfigError
 from qkdjax.links.chain import MAX_PATHS, MAX_TRUSTED_NODES
 from qkdjax.montecarlo.estimates import probability_outputs, stderr_output
 from qkdjax.network import availability
@@ -92,15 +91,7 @@ class ChainStudy(Study):
 
     @classmethod
     def check(cls, static, classes, settings):
-        if settings.optimizer or settings.inverse:
-            what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
-            raise ConfigError(
-                f"{what} works on links evaluated at one point (fibre, or a satellite at link.elevation_deg), not on trusted-node chains"
-            )
-        if settings.keep_trials:
-            raise ConfigError(
-                "montecarlo.keep_trials = true keeps per-trial values of finite blocks at one point, not of trusted-node chains"
-            )
+        cls.refuse_point_settings(settings, "trusted-node chains")
 
     @property
     def outputs(self):

@@ -146,13 +146,7 @@ class PassStudy(Study):
                 f"protocol.{protocol.finite_key_field} is set, but a satellite pass (link.elevation_deg = null) makes its own block of "
                 f"all the pass's counts: set protocol.{protocol.finite_key_field}=null, or link.elevation_deg to evaluate one elevation"
             )
-        if settings.optimizer or settings.inverse:
-            what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
-            raise ConfigError(
-                f"{what} works on links evaluated at one point (fibre, or a satellite at link.elevation_deg), not on a satellite pass"
-            )
-        if settings.keep_trials:
-            raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks at one point, not of satellite passes")
+        cls.refuse_point_settings(settings, "a satellite pass")
 
     @property
     def outputs(self):
