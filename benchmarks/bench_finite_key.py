@@ -1,6 +1,6 @@
 """Throughput of the finite-key estimator (Lim et al., PRA 89, 022307 (2014)) and its Monte Carlo, against NumPy.
 
-Usage: python benchmarks/bench_finite_key.py [--points 10000] [--trials 1000]
+Usage: python benchmarks/bench_finite_key.py [--points 10000] [--trials 1000] [--bound hoeffding_lim2014]
 
 Two figures, each after compilation (the estimator: best of ``--repeat`` runs):
 1. estimator evaluations/s on expected counts over a ``--points`` grid (sweeps/lim_2014.yaml, distance x block
@@ -9,6 +9,7 @@ Two figures, each after compilation (the estimator: best of ``--repeat`` runs):
    on them) over ``--points`` x ``--trials``.
 The NumPy versions are written here independently (numpy.random.Generator.multinomial for the counts); the
 expected-count key lengths must agree (to 1e-9, or the one bit of the floor) before any figure is printed.
+``--bound`` picks ``protocol.finite_key_bound``; the NumPy versions exist for Lim's bounds only (the default).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from qkdjax.cli import compose_config
 from qkdjax.config import parse_grid
 from qkdjax.study import make_study
 from qkdjax.sweep import run_grid
+from qkdjax.tail_bounds import FINITE_KEY_BOUNDS
 
 # sweeps/lim_2014.yaml
 ETA_BOB, P_DC, P_AP, E_MIS, ALPHA = 0.1, 6e-7, 0.04, 0.005, 0.2
@@ -34,10 +36,15 @@ def h2(p):
 
 
 def numpy_gains(distance_km, mu=MU):
+    """Click and error probabilities per gate of Bob's threshold pair (qkdjax.physics.detector's model: an
+    afterpulse is a noise click of one detector with probability P_AP D / 2, D the click probability without)."""
     eta = ETA_BOB * 10 ** (-ALPHA * distance_km / 10)
     signal = -np.expm1(-np.outer(eta, mu))
-    detect = 1 - (1 - 2 * P_DC) * (1 - signal)
-    return detect * (1 + P_AP), P_DC + E_MIS * signal + P_AP * detect / 2
+    no_afterpulse = P_DC * (2 - P_DC) + (1 - P_DC) ** 2 * signal
+    noise = P_DC + (1 - P_DC) * P_AP * no_afterpulse / 2
+    click = noise * (2 - noise) + (1 - noise) ** 2 * signal
+    wrong = noise + (1 - noise) * E_MIS * signal + (1 - noise) * (noise * (1 - signal) + E_MIS * signal)
+    return click, wrong / 2
 
 
 def numpy_key_length(n_x, m_x, n_z, m_z, eps_sec, mu=MU, probs=PROBS, rounded=True):
@@ -111,11 +118,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-numpy", action="store_true")
+    parser.add_argument("--bound", choices=FINITE_KEY_BOUNDS, default=FINITE_KEY_BOUNDS[0])
     args = parser.parse_args()
+    args.skip_numpy |= args.bound != FINITE_KEY_BOUNDS[0]
     print(device_line())
     n_distance = args.points // 10
     blocks = "${logspace:4,10,10}"
     overrides = ("sweep=lim_2014", f"link.distance_km=${{linspace:0,200,{n_distance}}}", f"protocol.block_size={blocks}")
+    overrides += (f"protocol.finite_key_bound={args.bound}",)
     distance, block = (g.ravel() for g in np.meshgrid(np.linspace(0, 200, n_distance), np.logspace(4, 10, 10), indexing="ij"))
 
     for label, extra, unit in (("estimator", (), 1), ("Monte Carlo", (f"montecarlo.trials={args.trials}",), args.trials)):

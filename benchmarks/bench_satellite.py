@@ -50,7 +50,7 @@ def qkdjax_fading(params, statistics, key, samples):
     def one_sample(pass_statistics, sample_key):
         step_keys = jax.random.split(sample_key, PASS_TIME_STEPS)
         channels = jax.vmap(satellite.faded_transmittance)(step_keys, pass_statistics)
-        gain, error_gain, _, _ = jax.vmap(lambda channel: detection_statistics(params, channel))(channels)
+        gain, error_gain, *_ = jax.vmap(lambda channel: detection_statistics(params, channel))(channels)
         return gain.mean(0), error_gain.mean(0)
 
     def one_pass(pass_statistics, pass_key):

@@ -204,6 +204,39 @@ def _numeric_values(path: str, value: Any, allowed: Range) -> np.ndarray:
     return array
 
 
+def _shape(rows: np.ndarray) -> str:
+    return " x ".join(str(n) for n in rows.shape) or "one number"
+
+
+def _table(path: str, value: Any, columns: Sequence[parameters.Column]) -> tuple[tuple[float, ...], ...] | None:
+    """Validate a table given inline (a list of rows) or as a CSV file (a header line optional); its columns."""
+    if value is None:
+        return None
+    names = ", ".join(f"{c.name} [{c.units}]" for c in columns)
+    if isinstance(value, str):
+        try:
+            rows = np.genfromtxt(Path(value).expanduser(), delimiter=",", skip_header=0, invalid_raise=True)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"{path} = {value!r} cannot be read as a CSV table of {names}: {error}") from None
+        if rows.ndim == 2 and np.isnan(rows[0]).all():  # a header line reads as NaN
+            rows = rows[1:]
+    else:
+        value = OmegaConf.to_object(value) if isinstance(value, ListConfig) else value
+        try:
+            rows = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path} must be a list of rows [{names}] or a CSV file's path") from None
+    if rows.ndim != 2 or rows.shape[1] != len(columns) or rows.shape[0] < 2 or np.isnan(rows).any():
+        raise ConfigError(f"{path} must have at least 2 rows of {len(columns)} numbers ({names}), got {_shape(rows)}")
+    for column, values in zip(columns, rows.T):
+        bad = values[~column.allowed.contains(values)]
+        if bad.size:
+            raise ConfigError(f"{path} column {column.name} = {bad[0]:g} is outside the allowed range {column.allowed}")
+    if np.any(np.diff(rows[:, 0]) <= 0):
+        raise ConfigError(f"{path} column {columns[0].name} must increase strictly from row to row")
+    return tuple(tuple(float(x) for x in values) for values in rows.T)
+
+
 def _check_members(path: str, values: Sequence[str], allowed: Sequence[str], repeated: str) -> None:
     """Each of ``values`` is one of ``allowed`` and appears once (``repeated`` says what a repeat means)."""
     for v in values:
@@ -309,17 +342,19 @@ def check_compatible(classes: Mapping[str, type], static: Mapping[str, Any]) -> 
             )
 
 
-def _check_constraints(group: str, cls: type, values: Mapping[str, np.ndarray]) -> None:
+def _check_constraints(group: str, cls: type, values: Mapping[str, np.ndarray], static: Mapping[str, Any]) -> None:
     for constraint in cls.constraints:
         paths = [name if "." in name else f"{group}.{name}" for name in constraint.fields]
-        if not all(p in values for p in paths):  # an optional field left unset
+        if not all(p in values or static.get(p) is not None for p in paths):  # an optional field left unset
             continue
+        numeric = [p for p in paths if p in values]
         # Each involved parameter on its own broadcast dimension: all combinations, and no other parameter's.
-        arrays = np.ix_(*(values[p] for p in paths))
-        holds = np.broadcast_to(constraint.holds(*arrays), tuple(len(values[p]) for p in paths))
+        arrays = iter(np.ix_(*(values[p] for p in numeric)))
+        holds = constraint.holds(*(next(arrays) if p in values else static[p] for p in paths))
+        holds = np.broadcast_to(holds, tuple(len(values[p]) for p in numeric))
         if not holds.all():
-            where = np.argwhere(~holds)[0]
-            found = ", ".join(f"{p} = {values[p][i]:g}" for p, i in zip(paths, where))
+            where = np.argwhere(~holds)[0] if numeric else ()
+            found = ", ".join(f"{p} = {values[p][i]:g}" for p, i in zip(numeric, where)) or "it is not"
             raise ConfigError(f"{constraint.description} is required, but {found}")
 
 
@@ -345,6 +380,9 @@ def parse_grid(cfg: DictConfig) -> Grid:
             if meta.get("hops"):
                 static[path] = _hops(path, value, {**classes, "link": meta["hops"]})
                 continue
+            if "table" in meta:
+                static[path] = _table(path, value, meta["table"])
+                continue
             if "choices" in meta:
                 values = _choice_values(path, value, meta["choices"])
                 if isinstance(value, list):
@@ -363,7 +401,7 @@ def parse_grid(cfg: DictConfig) -> Grid:
             else:
                 fixed[path] = float(numeric[path][0])
     for group, cls in classes.items():
-        _check_constraints(group, cls, numeric)
+        _check_constraints(group, cls, numeric, static)
         _check_exactly_one_set(group, cls, numeric)
     return Grid(fixed, static, tuple(numeric_axes), tuple(categorical_axes))
 

@@ -13,6 +13,12 @@ def safe_divide(numerator, denominator):
     return jnp.where(nonzero, numerator / jnp.where(nonzero, denominator, 1.0), 0.0)
 
 
+def safe_sqrt(x):
+    """``sqrt(max(x, 0))`` whose gradient is 0, not NaN, where ``x <= 0`` (sqrt's slope is infinite at 0)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
 def binary_entropy(p):
     """Shannon entropy of a bit, ``H2(p) = -p log2 p - (1-p) log2(1-p)``, with ``p`` clipped to [0, 1/2]."""
     p = jnp.clip(p, 0.0, 0.5)

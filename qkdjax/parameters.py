@@ -97,9 +97,24 @@ def choice(long_name: str, choices: tuple[str, ...], *, default: Any = dataclass
     return dataclasses.field(default=default, metadata={"static": True, "long_name": long_name, "choices": choices})
 
 
+class Column(NamedTuple):
+    """A column of a ``table`` field: its name, CF units and allowed values."""
+
+    name: str
+    units: str
+    allowed: Range
+
+
+def table(long_name: str, columns: tuple[Column, ...]) -> Any:
+    """A measured table (rows of ``columns``, the first strictly increasing): given inline as a list of rows or as
+    the path of a CSV file, null where unused. Static (it shapes the program): a tuple of column tuples."""
+    return dataclasses.field(default=None, metadata={"static": True, "long_name": long_name, "table": columns})
+
+
 class Constraint(NamedTuple):
     """A relation between fields, checked on every combination of their swept values: names of the class's own
-    fields, or dotted ``group.field`` paths of other groups (a protocol's demands on its detector)."""
+    fields, or dotted ``group.field`` paths of other groups (a protocol's demands on its detector). A static
+    field (a table) is passed as its value, unbroadcast; the relation is skipped where an optional one is unset."""
 
     description: str
     fields: tuple[str, ...]

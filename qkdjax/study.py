@@ -50,11 +50,11 @@ class Study:
         """Reject run settings this scenario cannot honour (raises ``qkdjax.config.ConfigError``)."""
 
     @staticmethod
-    def refuse_point_settings(settings: Any, scenario: str) -> None:
-        """Optimisation, inverse questions and kept per-trial blocks are answered for links evaluated at one
-        point: refuse them for ``scenario`` (e.g. "a satellite pass") with one line."""
-        if settings.optimizer or settings.inverse:
-            what = "optimize.enabled" if settings.optimizer else "inverse.target_key_rate"
+    def refuse_point_settings(settings: Any, scenario: str, *, optimises: bool = False) -> None:
+        """Inverse questions, kept per-trial blocks and (unless the scenario ``optimises``) optimisation are
+        answered for links evaluated at one point: refuse them for ``scenario`` (e.g. "a satellite pass")."""
+        if (settings.optimizer and not optimises) or settings.inverse:
+            what = "inverse.target_key_rate" if settings.inverse else "optimize.enabled"
             raise ConfigError(
                 f"{what} works on links evaluated at one point (e.g. link.elevation_deg set for a satellite), not on {scenario}"
             )
@@ -80,6 +80,33 @@ class Study:
             "quantile": (np.asarray(QUANTILES), {"units": "1", "long_name": "quantile over Monte Carlo trials"}),
             "trial": (np.arange(self.trials), {"units": "1", "long_name": "Monte Carlo trial index"}),
         }
+
+    @property
+    def optimize_outputs(self) -> dict[str, Output]:
+        """``opt.<param>`` for every optimised parameter, the convergence flag and the rate before optimising."""
+        if self.optimizer is None:
+            return {}
+        outputs = {}
+        for name in self.optimizer.params:
+            meta = parameters.field(name, self.types).metadata
+            outputs[f"opt.{name}"] = Output(meta["units"], f"optimised {meta['long_name']}")
+        return outputs | {
+            "opt.converged": Output("1", f"1 where the best start's key rate reached a plateau (rel. change < {optimize.TOLERANCE:g})"),
+            "opt.initial_key_rate": Output("bit/s", "secret key rate with the configured (not optimised) parameters"),
+        }
+
+    @property
+    def types(self) -> dict[str, str | None]:
+        return {group: self.static.get(f"{group}.type") for group in parameters.GROUPS}
+
+    def optimised(self, p: parameters.StudyParams, margin_per_pulse, key_rate) -> tuple[parameters.StudyParams, dict]:
+        """``p`` with the optimiser's parameters (``p`` itself without an optimiser) and the ``opt.*`` answers."""
+        if self.optimizer is None:
+            return p, {}
+        optimum = optimize.optimise(p, self.optimizer, margin_per_pulse, key_rate)
+        answers = {f"opt.{name}": value for name, value in optimum.values.items()}
+        answers |= {"opt.converged": optimum.converged.astype(jax.numpy.float64), "opt.initial_key_rate": optimum.initial_key_rate}
+        return optimum.params, answers
 
     @property
     def evaluations_per_point(self) -> int:

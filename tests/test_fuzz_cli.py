@@ -63,7 +63,12 @@ CASES = [
     (*DOWNLINK, "link.elevation_deg=[10,10]"),
     ("sweep=satquma_downlink", "link=satellite_uplink", "link.elevation_deg=-1"),
     ("sweep=satellite_pass", "protocol.block_size=1e6"),
-    ("sweep=satellite_pass", *OPTIMISED),
+    ("sweep=satellite_pass", "inverse.target_key_rate=1", "inverse.solve=[detector.efficiency]"),
+    ("sweep=satellite_pass", "link.atmosphere_table=[[0,0.5],[45,0.4]]"),
+    ("sweep=satellite_pass", "link.atmosphere_table=[[0,0.5],[90,0]]"),
+    ("sweep=satellite_pass", "link.atmosphere_table=[[0,a],[90,0.8]]"),
+    ("sweep=satellite_pass", "link.atmosphere_table=5"),
+    ("sweep=satellite_pass", "protocol.finite_key_bound=bernstein"),
     # link: trusted-node chain
     (*TRUSTED, "link.hops=[{distance_km: [10, 20], attenuation_db_per_km: 0.2}]"),
     (*TRUSTED, "link.hops=[]"),

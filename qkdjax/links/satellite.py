@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import jax.numpy as jnp
 import numpy as np
 
-from qkdjax.parameters import NON_NEGATIVE, POSITIVE, PROBABILITY, Constraint, Link, Range, number
+from qkdjax.parameters import NON_NEGATIVE, POSITIVE, PROBABILITY, Column, Constraint, Link, Range, number, table
 from qkdjax.physics import satellite
 from qkdjax.sweep import Output
 
@@ -42,6 +42,10 @@ class SatelliteLink(Link):
     receiver_radius_m: Any = number("m", "receive aperture radius", Range(0.0, 10.0, low_closed=False))
     intrinsic_loss_db: Any = number("dB", "fixed optical loss of both terminals", NON_NEGATIVE)
     zenith_transmittance: Any = number("1", "atmospheric transmittance at zenith", Range(0.0, 1.0, low_closed=False))
+    atmosphere_table: Any = table(
+        "measured atmospheric transmittance vs elevation (e.g. MODTRAN), in place of the air-mass model",
+        (Column("elevation_deg", "degree", ANGLE), Column("transmittance", "1", Range(0.0, 1.0, low_closed=False))),
+    )
     pointing_jitter_urad: Any = number("urad", "pointing jitter per axis (rms)", NON_NEGATIVE)
     ground_cn2_m_minus_2_3: Any = number("m^(-2/3)", "turbulence strength Cn2 at ground level", NON_NEGATIVE)
     rms_wind_m_per_s: Any = number("m/s", "rms high-altitude wind speed (Hufnagel-Valley)", NON_NEGATIVE)
@@ -53,6 +57,16 @@ class SatelliteLink(Link):
     cloud_free_prob: Any = number("1", "probability that a pass is cloud free", PROBABILITY)
 
     constraints = (
+        Constraint(
+            "link.atmosphere_table spanning link.min_elevation_deg to 90 degree",
+            ("atmosphere_table", "min_elevation_deg"),
+            lambda rows, low: (rows[0][0] <= low) & (rows[0][-1] >= 90.0),
+        ),
+        Constraint(
+            "link.atmosphere_table spanning link.elevation_deg",
+            ("atmosphere_table", "elevation_deg"),
+            lambda rows, elevation: rows[0][0] <= elevation,
+        ),
         # The diffraction quadrature holds 0.001 dB up to ~60 rad of near-field phase at the transmit aperture.
         Constraint(
             "near-field phase pi link.transmitter_radius_m^2 / (link.wavelength_nm link.altitude_km) <= 50 rad",

@@ -45,6 +45,15 @@ def diffraction_table(link) -> DiffractionTable:
     return DiffractionTable(log_range_km, transmittance_to_db(efficiency))
 
 
+def atmospheric_transmittance(link, elevation_deg):
+    """The link's measured table (``link.atmosphere_table``, interpolated linearly in elevation) where it has one,
+    else the Kasten-Young air mass at ``link.zenith_transmittance`` (``free_space.atmospheric_transmittance``)."""
+    if link.atmosphere_table is None:
+        return free_space.atmospheric_transmittance(elevation_deg, link.zenith_transmittance)
+    elevations, transmittances = (jnp.asarray(column) for column in link.atmosphere_table)
+    return jnp.interp(elevation_deg, elevations, transmittances)
+
+
 def loss_budget_db(link, elevation_deg, table: DiffractionTable | None = None) -> dict[str, jax.Array]:
     """Slant range and each loss of the mean transmittance, in dB, at one elevation (vmap for several).
 
@@ -58,7 +67,7 @@ def loss_budget_db(link, elevation_deg, table: DiffractionTable | None = None) -
         diffraction_db = transmittance_to_db(diffraction)
     else:
         diffraction_db = jnp.interp(jnp.log(range_km), table.log_range_km, table.loss_db)
-    atmosphere = free_space.atmospheric_transmittance(elevation_deg, link.zenith_transmittance)
+    atmosphere = atmospheric_transmittance(link, elevation_deg)
     pointing = free_space.pointing_efficiency(range_km, link.pointing_jitter_urad, link.wavelength_nm, link.beam_waist_m)
     losses = {
         "diffraction_loss_db": diffraction_db,

@@ -28,6 +28,7 @@ from qkdjax.physics.source import intensities, intensity_probs, multiphoton_prob
 from qkdjax.protocols.bb84_finite import FiniteKey, block_counts, expected_block_counts, finite_key
 from qkdjax.sources.wcp_decoy import WCPDecoy
 from qkdjax.sweep import Output
+from qkdjax.tail_bounds import FINITE_KEY_BOUNDS
 
 DECOY_METHODS = ("infinite", "vacuum_weak", "none")
 
@@ -43,6 +44,14 @@ def sifting_factor(p_key_basis):
     return p_key_basis**2 + (1.0 - p_key_basis) ** 2
 
 
+def vacuum_yield_lower(intensity, gain):
+    """Lower bound on the vacuum yield ``Y_0 >= (nu Q_w e^w - w Q_nu e^nu) / (nu - w)`` (Ma et al. 2005, Eq. (34)
+    with a weak intensity ``w``; exact, ``Q_w``, for a vacuum weak intensity)."""
+    _, nu, w = intensity
+    _, q_nu, q_w = gain * jnp.exp(intensity)
+    return jnp.maximum((nu * q_w - w * q_nu) / (nu - w), 0.0)
+
+
 def vacuum_weak_bounds(intensity, gain, error_gain):
     """Lower bound on Y_1 and upper bound on e_1 from three intensities ``mu > nu + omega``, ``omega >= 0``.
 
@@ -56,7 +65,7 @@ def vacuum_weak_bounds(intensity, gain, error_gain):
     mu, nu, w = intensity
     q_mu, q_nu, q_w = gain * jnp.exp(intensity)
     eq_nu, eq_w = (error_gain * jnp.exp(intensity))[1:]
-    yield0 = jnp.maximum((nu * q_w - w * q_nu) / (nu - w), 0.0)
+    yield0 = vacuum_yield_lower(intensity, gain)
     yield1 = mu * (q_nu - q_w - (nu**2 - w**2) / mu**2 * (q_mu - yield0)) / (mu * (nu - w) - nu**2 + w**2)
     yield1 = jnp.clip(yield1, 0.0, 1.0)
     error1 = safe_divide((eq_nu - eq_w) / (nu - w), yield1)
@@ -120,7 +129,8 @@ TRIAL_OUTPUTS: Mapping[str, Output] = {
 
 
 def detection_statistics(p: StudyParams, channel):
-    """Gains and error gains per intensity (signal, decoy, weak), and the true single-photon yield and error yield.
+    """Gains and error gains per intensity (signal, decoy, weak), the true single-photon yield and error yield,
+    and the true vacuum yield.
 
     Noise the link lets in (its ``background_count_prob`` hook) adds to each detector's dark counts (independent
     Poisson noise). Dead time scales every yield by the live fraction at the mean click rate of the intensity
@@ -132,7 +142,8 @@ def detection_statistics(p: StudyParams, channel):
     mean_click = jnp.dot(intensity_probs(p.source), click)
     live = live_fraction(p.source.rep_rate_hz * mean_click / 2.0, detector.dead_time_ns)
     click1, error1 = click_and_error_probs(eta, detector)
-    return live * click, live * error, live * click1, live * error1
+    click0, _ = click_and_error_probs(0.0, detector)
+    return live * click, live * error, live * click1, live * error1, live * click0
 
 
 def single_photon_bounds(p: StudyParams, gain, error_gain, true_yield1, true_error_yield1):
@@ -143,6 +154,18 @@ def single_photon_bounds(p: StudyParams, gain, error_gain, true_yield1, true_err
     if method == "vacuum_weak":
         return vacuum_weak_bounds(intensities(p.source), gain, error_gain)
     return untagged_bounds(p.source.mu_signal, gain[0], error_gain[0])
+
+
+def vacuum_key_per_pulse(p: StudyParams, gain, true_yield0):
+    """Key from vacuum detections of the signal intensity, ``p_signal q Y_0 e^-mu`` (``Y_0`` as the decoy method
+    bounds it; none without decoys): they carry no information to Eve (GLLP 2004's untagged bits), the asymptotic
+    form of the ``s_X0`` term of Lim et al. 2014, Eq. (1), which Ma et al. 2005, Eq. (1) leave out."""
+    method = p.protocol.decoy
+    if method == "none":
+        return 0.0
+    yield0 = true_yield0 if method == "infinite" else vacuum_yield_lower(intensities(p.source), gain)
+    signal = p.source.mu_signal
+    return p.source.p_signal * sifting_factor(p.protocol.p_key_basis) * yield0 * poisson_photon_prob(0.0, signal)
 
 
 class AsymptoticEstimate(NamedTuple):
@@ -159,10 +182,12 @@ class AsymptoticEstimate(NamedTuple):
 def asymptotic_estimate(p: StudyParams) -> AsymptoticEstimate:
     """Asymptotic decoy BB84 over a link evaluated at one point (fibre length, elevation)."""
     channel = p.link.transmittance()
-    gain, error_gain, yield1, error_yield1 = detection_statistics(p, channel)
+    gain, error_gain, yield1, error_yield1, yield0 = detection_statistics(p, channel)
     qber = safe_divide(error_gain[0], gain[0])
     y1, e1 = single_photon_bounds(p, gain, error_gain, yield1, error_yield1)
     margin = asymptotic_key_margin(p.source.p_signal, p.source.mu_signal, gain[0], qber, y1, e1, p.protocol)
+    if p.protocol.vacuum_contribution == "included":
+        margin = margin + vacuum_key_per_pulse(p, gain, yield0)
     return AsymptoticEstimate(channel, gain, qber, y1, e1, margin)
 
 
@@ -196,9 +221,10 @@ class FiniteKeyEstimate(NamedTuple):
 def finite_key_estimate(p: StudyParams) -> FiniteKeyEstimate:
     """The expected block of a link evaluated at one point, estimated with Lim et al. (2014)."""
     channel = p.link.transmittance()
-    gain, error_gain, _, _ = detection_statistics(p, channel)
+    gain, error_gain, *_ = detection_statistics(p, channel)
     probs = intensity_probs(p.source)
-    counts, pulses = expected_block_counts(p.protocol.block_size, p.protocol.p_key_basis, probs, gain, error_gain)
+    protocol = p.protocol
+    counts, pulses = expected_block_counts(protocol.block_size, protocol.p_key_basis, probs, gain, error_gain, protocol.block_size_unit)
     key = finite_key(counts, intensities(p.source), probs, p.protocol)
     return FiniteKeyEstimate(channel, gain, error_gain, probs, pulses, key)
 
@@ -253,7 +279,8 @@ def montecarlo_metrics(p: StudyParams, key, trials: int, keep_trials: bool, bloc
 
 class BB84Decoy(Protocol):
     """Decoy-state BB84 with weak coherent pulses and Bob's threshold pair; ``block_size`` set selects the
-    finite-key analysis of Lim et al. (2014) (``bb84_finite``), which also serves satellite passes.
+    finite-key analysis of Lim et al. (2014) (``bb84_finite``), which also serves satellite passes, with the
+    confidence bounds ``finite_key_bound`` (``qkdjax.tail_bounds``) on its decoy counts.
 
     Security parameters follow Lim et al., Phys. Rev. A 89, 022307 (2014): the key is ``eps_cor``-correct and
     ``eps_sec``-secret, where ``eps_sec`` is either fixed or, as in their Fig. 1, proportional to the key
@@ -271,13 +298,31 @@ class BB84Decoy(Protocol):
         "1", "probability that each party picks the key basis", Range(0.0, 1.0, low_closed=False, high_closed=False), optimisable=True
     )
     ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
-    block_size: Any = number(
-        "1", "key-basis detections per block n_X", Range(1.0, 1e18), optional=True,
-        inverse=Quantity("min", True, "smallest block size n_X reaching the target key rate"),
+    ec_leakage: str = choice(
+        "error-correction leakage of a finite block: f_EC n h(E) alone (f_h), or at least Tomamichel et al. 2017's",
+        ("f_h", "tomamichel2017"), default="f_h",
     )  # fmt: skip
+    vacuum_contribution: str = choice(
+        "asymptotic key from vacuum detections Y_0 e^-mu (Lim 2014's s_X0; Ma et al. 2005 leave it out)",
+        ("excluded", "included"),
+        default="excluded",
+    )
+    block_size: Any = number(
+        "1", "finite-key block: key-basis detections n_X, or sent pulses N (block_size_unit)", Range(1.0, 1e18), optional=True,
+        inverse=Quantity("min", True, "smallest block size reaching the target key rate"),
+    )  # fmt: skip
+    block_size_unit: str = choice("what block_size counts", ("detections", "pulses"), default="detections")
     eps_sec: Any = number("1", "secrecy parameter", Range(0.0, 1.0, low_closed=False, high_closed=False), optional=True)
     eps_sec_per_key_bit: Any = number("1", "secrecy parameter per key bit kappa", Range(0.0, 1e-3, low_closed=False), optional=True)
     eps_cor: Any = number("1", "correctness parameter", Range(0.0, 1.0, low_closed=False, high_closed=False))
+    finite_key_bound: str = choice(
+        "confidence bounds on the decoy counts (qkdjax.tail_bounds)", FINITE_KEY_BOUNDS, default=FINITE_KEY_BOUNDS[0]
+    )
+    single_photon_error_cap: str = choice(
+        "upper bound on single-photon Z errors: the decoy bound alone (none) or also the observed Z errors",
+        ("none", "observed"),
+        default="none",
+    )
     qber_abort: Any = number("1", "abort above this observed key-basis QBER", Range(0.0, 0.5))
 
     exactly_one_set = (("eps_sec", "eps_sec_per_key_bit"),)
@@ -311,7 +356,7 @@ class BB84Decoy(Protocol):
 
     def block_statistics(self, p, channel):
         """Gain and error gain per intensity at transmittance ``channel`` (a pass averages them over its steps)."""
-        gain, error_gain, _, _ = detection_statistics(p, channel)
+        gain, error_gain, *_ = detection_statistics(p, channel)
         return gain, error_gain
 
     def block_key(self, p, pulses, statistics):

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from qkdjax.numerics import binary_entropy, safe_divide
 from qkdjax.physics.source import poisson_photon_prob
+from qkdjax.tail_bounds import binomial_quantile, count_bounds, sampling_deviation
 
 BOUND_COUNT = 21  # Lim 2014 splits eps_sec over 21 estimates (each bound holds except with eps_sec / 21)
 EPS_SEC_ITERATIONS = 8  # fixed-point steps for eps_sec = kappa * l; l depends on eps_sec only logarithmically
@@ -62,24 +63,13 @@ def block_counts(pulses, p_key_basis, probs, gain, error_gain) -> BlockCounts:
     return BlockCounts(x * gain, x * error_gain, z * gain, z * error_gain)
 
 
-def expected_block_counts(block_size, p_key_basis, probs, gain, error_gain) -> tuple[BlockCounts, jax.Array]:
-    """Expected counts of a block of ``n_X = block_size`` X detections, and the pulses ``N`` it takes.
-
-    ``N = n_X / (q_x^2 sum_k p_k R_k)``.
+def expected_block_counts(block_size, p_key_basis, probs, gain, error_gain, unit="detections") -> tuple[BlockCounts, jax.Array]:
+    """Expected counts of a block and the pulses ``N`` it takes: a block of ``n_X = block_size`` key-basis
+    detections, ``N = n_X / (q_x^2 sum_k p_k R_k)`` (Lim 2014, Fig. 1), or of ``N = block_size`` sent pulses
+    (``unit = "pulses"``: a fixed acquisition time, as a satellite pass or a system with fixed frames has).
     """
-    pulses = block_size / (p_key_basis**2 * jnp.dot(probs, gain))
+    pulses = block_size if unit == "pulses" else block_size / (p_key_basis**2 * jnp.dot(probs, gain))
     return block_counts(pulses, p_key_basis, probs, gain, error_gain), pulses
-
-
-def safe_sqrt(x):
-    """``sqrt(max(x, 0))`` whose gradient is 0, not NaN, where ``x <= 0`` (sqrt's slope is infinite at 0)."""
-    positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
-
-
-def hoeffding_deviation(total, eps):
-    """``delta(n, eps) = sqrt(n/2 ln(1/eps))``: Hoeffding's deviation for ``n`` trials (Lim 2014, below Eq. (2))."""
-    return safe_sqrt(total / 2.0 * -jnp.log(eps))
 
 
 def _tau(n, intensity, probs):
@@ -87,17 +77,18 @@ def _tau(n, intensity, probs):
     return jnp.dot(probs, poisson_photon_prob(float(n), intensity))
 
 
-def _corrected(counts, intensity, probs, eps):
-    """``n_k^{+/-} = e^k / p_k (n_k -/+ delta(n, eps))``: counts per intensity at their Hoeffding bounds."""
-    delta = hoeffding_deviation(jnp.sum(counts), eps)
+def _corrected(counts, intensity, probs, eps, bound):
+    """``n_k^{-/+} = e^k / p_k * (bounds on the expected count of intensity k)``, with the ``bound`` of
+    ``qkdjax.tail_bounds`` (Lim 2014: ``n_k -/+ delta(n, eps)``)."""
+    lower, upper = count_bounds(counts, eps, bound)
     scale = jnp.exp(intensity) / probs
-    return scale * (counts - delta), scale * (counts + delta)
+    return scale * lower, scale * upper
 
 
-def vacuum_and_single_photon_lower(counts, intensity, probs, eps):
+def vacuum_and_single_photon_lower(counts, intensity, probs, eps, bound):
     """Lower bounds ``s_0``, ``s_1`` on vacuum and single-photon detections in one basis (Lim 2014, Eqs. (2)-(3))."""
     mu1, mu2, mu3 = intensity
-    lower, upper = _corrected(counts, intensity, probs, eps)
+    lower, upper = _corrected(counts, intensity, probs, eps, bound)
     tau0, tau1 = _tau(0, intensity, probs), _tau(1, intensity, probs)
     s0 = jnp.maximum(tau0 * (mu2 * lower[2] - mu3 * upper[1]) / (mu2 - mu3), 0.0)
     s1 = tau1 * mu1 * (lower[1] - upper[2] - (mu2**2 - mu3**2) / mu1**2 * (upper[0] - s0 / tau0))
@@ -105,26 +96,31 @@ def vacuum_and_single_photon_lower(counts, intensity, probs, eps):
     return s0, jnp.maximum(s1, 0.0)
 
 
-def single_photon_errors_upper(errors, intensity, probs, eps):
+def single_photon_errors_upper(errors, intensity, probs, eps, bound):
     """Upper bound ``v_1`` on bit errors of single-photon detections in one basis (Lim 2014, Eq. (4))."""
     _, mu2, mu3 = intensity
-    lower, upper = _corrected(errors, intensity, probs, eps)
+    lower, upper = _corrected(errors, intensity, probs, eps, bound)
     return _tau(1, intensity, probs) * (upper[1] - lower[2]) / (mu2 - mu3)
 
 
-def sampling_deviation(eps, error_rate, count_z, count_x):
-    """``gamma(a, b, c, d)``: deviation of the X phase-error rate from the Z bit-error rate of single photons.
+def finite_size_leakage(n, qber, eps_cor):
+    """Bits one-way error correction of ``n`` bits at bit-error rate ``Q`` must leak, to second order, for an
+    ``eps_cor``-correct key: M. Tomamichel, J. Martinez-Mateo, C. Pacher, D. Elkouss, Quantum Inf. Process. 16,
+    280 (2017), their approximation for the binary symmetric channel (as in SatQuMA's ``logM``),
 
-    Random sampling without replacement (Lim 2014, Eq. (5)):
-    ``gamma = sqrt((c+d)(1-b)b / (c d ln 2) * log2((c+d) / (c d (1-b) b a^2)))``.
+        log M = n h(Q) + (n (1 - Q) - F^-1(eps_cor (1 + 1/sqrt(n)); n, 1 - Q) - 1) log((1 - Q) / Q)
+                - log(n) / 2 - log(1 / eps_cor),
+
+    ``F^-1`` the binomial quantile. Logarithms in bits throughout (SatQuMA takes the last three in nats).
+    Zero where ``Q = 0`` (no errors to correct; the caller's ``f n h(Q)`` is then 0 too).
     """
-    errors = error_rate > 0  # gamma -> 0 as b -> 0
-    b = jnp.where(errors, jnp.minimum(error_rate, 0.5), 0.25)
-    c, d = jnp.maximum(count_z, 1.0), jnp.maximum(count_x, 1.0)
-    variance = (c + d) * (1.0 - b) * b / (c * d * jnp.log(2.0))
-    # the log of the ratio as a sum of logs: its denominator underflows for b ~ 1e-300
-    log_ratio = jnp.log2(c + d) - jnp.log2(c) - jnp.log2(d) - jnp.log2(1.0 - b) - jnp.log2(b) - 2.0 * jnp.log2(eps)
-    return jnp.where(errors, safe_sqrt(variance * log_ratio), 0.0)
+    errors = qber > 0
+    q = jnp.where(errors, jnp.minimum(qber, 0.5), 0.25)
+    n = jnp.maximum(n, 1.0)
+    quantile = binomial_quantile(eps_cor * (1.0 + 1.0 / jnp.sqrt(n)), n, 1.0 - q)
+    leak = n * binary_entropy(q) + (n * (1.0 - q) - quantile - 1.0) * (jnp.log2(1.0 - q) - jnp.log2(q))
+    leak = leak - 0.5 * jnp.log2(n) + jnp.log2(eps_cor)
+    return jnp.where(errors, leak, 0.0)
 
 
 def _key_length(counts: BlockCounts, intensity, probs, protocol, eps_sec):
@@ -134,15 +130,20 @@ def _key_length(counts: BlockCounts, intensity, probs, protocol, eps_sec):
     # unused: no s_Z1), so no inf or NaN arises, in values or gradients.
     sent = jnp.all(probs > 0)
     probs = jnp.where(probs > 0, probs, 1.0)
-    s_x0, s_x1 = (jnp.where(sent, s, 0.0) for s in vacuum_and_single_photon_lower(counts.detections_x, intensity, probs, eps))
-    s_z1 = jnp.where(sent, vacuum_and_single_photon_lower(counts.detections_z, intensity, probs, eps)[1], 0.0)
-    v_z1 = single_photon_errors_upper(counts.errors_z, intensity, probs, eps)
+    bound = protocol.finite_key_bound
+    s_x0, s_x1 = (jnp.where(sent, s, 0.0) for s in vacuum_and_single_photon_lower(counts.detections_x, intensity, probs, eps, bound))
+    s_z1 = jnp.where(sent, vacuum_and_single_photon_lower(counts.detections_z, intensity, probs, eps, bound)[1], 0.0)
+    v_z1 = single_photon_errors_upper(counts.errors_z, intensity, probs, eps, bound)
+    if protocol.single_photon_error_cap == "observed":  # single-photon errors are among the Z errors observed
+        v_z1 = jnp.minimum(v_z1, jnp.sum(counts.errors_z))
     # no single-photon detections bound in Z: no phase-error estimate, the worst case (the key is 0 then anyway)
     z_error_rate = jnp.where(s_z1 > 0, safe_divide(jnp.maximum(v_z1, 0.0), s_z1), 0.5)
     phase_error = jnp.minimum(z_error_rate + sampling_deviation(eps, z_error_rate, s_z1, s_x1), 0.5)
     n_x = jnp.sum(counts.detections_x)
     qber = safe_divide(jnp.sum(counts.errors_x), n_x)
     leak = n_x * protocol.ec_efficiency * binary_entropy(qber)
+    if protocol.ec_leakage == "tomamichel2017":
+        leak = jnp.maximum(leak, finite_size_leakage(n_x, qber, protocol.eps_cor))
     margin = s_x0 + s_x1 * (1.0 - binary_entropy(phase_error)) - leak
     margin = margin - 6.0 * jnp.log2(BOUND_COUNT / eps_sec) - jnp.log2(2.0 / protocol.eps_cor)
     length = jnp.floor(margin)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import jax.numpy as jnp
-
 from qkdjax import optimize, parameters
 from qkdjax.config import ConfigError
 from qkdjax.study import Study
@@ -50,20 +48,6 @@ class PointStudy(Study):
         return {**protocol.outputs(self.static), **extra, **montecarlo}
 
     @property
-    def optimize_outputs(self) -> dict[str, Output]:
-        """``opt.<param>`` for every optimised parameter, the convergence flag and the rate before optimising."""
-        if self.optimizer is None:
-            return {}
-        outputs = {}
-        for name in self.optimizer.params:
-            meta = parameters.field(name, self.types).metadata
-            outputs[f"opt.{name}"] = Output(meta["units"], f"optimised {meta['long_name']}")
-        return outputs | {
-            "opt.converged": Output("1", f"1 where the best start's key rate reached a plateau (rel. change < {optimize.TOLERANCE:g})"),
-            "opt.initial_key_rate": Output("bit/s", "secret key rate with the configured (not optimised) parameters"),
-        }
-
-    @property
     def inverse_outputs(self) -> dict[str, Output]:
         """One variable per inverse question, e.g. ``max.link.distance_km``: NaN where no value reaches the target."""
         if self.inverse is None:
@@ -75,18 +59,8 @@ class PointStudy(Study):
             outputs[optimize.output_name(name, meta["inverse"])] = Output(meta["units"], long_name)
         return outputs
 
-    @property
-    def types(self) -> dict[str, str | None]:
-        return {group: self.static.get(f"{group}.type") for group in parameters.GROUPS}
-
     def __call__(self, values, key):
-        p = self.params(values)
-        answers = {}
-        if self.optimizer is not None:
-            optimum = optimize.optimise(p, self.optimizer, _margin, _key_rate)
-            p = optimum.params
-            answers |= {f"opt.{name}": value for name, value in optimum.values.items()}
-            answers |= {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
+        p, answers = self.optimised(self.params(values), _margin, _key_rate)
         if self.inverse is not None:
             answers |= optimize.answer(p, self.inverse, self.optimizer, _margin, _key_rate)
         metrics, block = p.protocol.metrics(p)

@@ -4,6 +4,7 @@ per pass, per day and per year, and Monte Carlo passes through turbulence and po
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,34 +79,67 @@ def key_per_day(p, table):
     return passes * p.link.cloud_free_prob * mean_key, passes
 
 
-def pass_metrics(p) -> tuple[dict, tuple]:
-    """Cube variables of one pass peaking at ``link.max_elevation_deg``, with the mean transmittance per step."""
+class Pass(NamedTuple):
+    """One pass peaking at ``link.max_elevation_deg``, its counts as one block, and the block's key."""
+
+    elevation_deg: jax.Array
+    step_s: jax.Array
+    table: satellite.DiffractionTable
+    loss_db: jax.Array
+    channels: jax.Array
+    pulses: jax.Array
+    statistics: tuple
+    key: object  # the protocol's block estimate (FiniteKey for BB84)
+
+    @property
+    def duration_s(self):
+        return self.step_s * PASS_TIME_STEPS
+
+
+def configured_pass(p) -> Pass:
+    """The pass of ``p``'s link with the mean transmittance per step."""
     elevation_deg, step_s = pass_geometry(p.link, p.link.max_elevation_deg)
     table = satellite.diffraction_table(p.link)
     loss_db = jax.vmap(satellite.loss_budget_db, (None, 0, None))(p.link, elevation_deg, table)["total_loss_db"]
     channels = 10.0 ** (-loss_db / 10.0)
     pulses, statistics = pass_block(p, channels, step_s)
-    key = p.protocol.block_key(p, pulses, statistics)
-    duration_s = step_s * PASS_TIME_STEPS
-    per_day, passes = key_per_day(p, table)
+    return Pass(elevation_deg, step_s, table, loss_db, channels, pulses, statistics, p.protocol.block_key(p, pulses, statistics))
+
+
+def _margin_per_pulse(p):
+    """The optimiser's smooth objective: the pass's key before rounding, per pulse sent."""
+    one = configured_pass(p)
+    return one.key.length_margin / one.pulses
+
+
+def _key_rate(p):
+    one = configured_pass(p)
+    return safe_divide(one.key.key_length, one.duration_s)
+
+
+def pass_metrics(p) -> tuple[dict, Pass]:
+    """Cube variables of one pass peaking at ``link.max_elevation_deg``, with the mean transmittance per step."""
+    one = configured_pass(p)
+    key, pulses = one.key, one.pulses
+    per_day, passes = key_per_day(p, one.table)
     metrics = {
         "key_per_pass": key.key_length,
-        "key_rate": safe_divide(key.key_length, duration_s),
+        "key_rate": safe_divide(key.key_length, one.duration_s),
         "key_rate_per_pulse": safe_divide(key.key_length, pulses),
-        **p.protocol.signal_summary(statistics),
-        "plob_bound_per_pulse": jnp.mean(plob_bound(channels)),
-        "pass_duration_s": duration_s,
+        **p.protocol.signal_summary(one.statistics),
+        "plob_bound_per_pulse": jnp.mean(plob_bound(one.channels)),
+        "pass_duration_s": one.duration_s,
         "block_pulses": pulses,
-        "min_total_loss_db": jnp.min(loss_db),
+        "min_total_loss_db": jnp.min(one.loss_db),
         "phase_error": key.phase_error,
         "passes_per_day": passes,
         "key_per_day": per_day,
         "key_per_year": 365.25 * per_day,
     }
-    return metrics, (elevation_deg, step_s, table)
+    return metrics, one
 
 
-def pass_montecarlo_metrics(p, key, trials: int, geometry) -> dict:
+def pass_montecarlo_metrics(p, key, trials: int, one: Pass) -> dict:
     """Distribution of the key per pass: every trial fades each time step (pointing, scintillation) and samples
     the pass's counts.
 
@@ -113,8 +147,8 @@ def pass_montecarlo_metrics(p, key, trials: int, geometry) -> dict:
     steps with different probabilities p_t; this has the same mean and a variance smaller by N Var_t(p_t),
     which is below p_max of it (detection probabilities of satellite links are << 1).
     """
-    elevation_deg, step_s, table = geometry
-    fading = jax.vmap(satellite.fading, (None, 0, None))(p.link, elevation_deg, table)  # shared by the trials
+    elevation_deg, step_s = one.elevation_deg, one.step_s
+    fading = jax.vmap(satellite.fading, (None, 0, None))(p.link, elevation_deg, one.table)  # shared by the trials
 
     def one_pass(t):
         fading_key, counts_key = trial_stream(key, t, FADING_STREAM), trial_stream(key, t, COUNTS_STREAM)
@@ -129,7 +163,8 @@ def pass_montecarlo_metrics(p, key, trials: int, geometry) -> dict:
 
 class PassStudy(Study):
     """Key per pass, per day and per year of a satellite link whose ``elevation_deg`` is unset; ``trials``
-    Monte Carlo passes per point."""
+    Monte Carlo passes per point; with the optimiser, the protocol parameters that maximise the key of the pass
+    peaking at ``link.max_elevation_deg`` (one block), used for every pass of the day."""
 
     name = "pass"
 
@@ -146,17 +181,17 @@ class PassStudy(Study):
                 f"protocol.{protocol.finite_key_field} is set, but a satellite pass (link.elevation_deg = null) makes its own block of "
                 f"all the pass's counts: set protocol.{protocol.finite_key_field}=null, or link.elevation_deg to evaluate one elevation"
             )
-        cls.refuse_point_settings(settings, "a satellite pass")
+        cls.refuse_point_settings(settings, "a satellite pass", optimises=True)
 
     @property
     def outputs(self):
-        return {**PASS_OUTPUTS, **(PASS_MONTECARLO_OUTPUTS if self.trials else {})}
+        return {**PASS_OUTPUTS, **self.optimize_outputs, **(PASS_MONTECARLO_OUTPUTS if self.trials else {})}
 
     @property
     def evaluations_per_point(self) -> int:
         return max(self.trials, 1) * PASS_TIME_STEPS
 
     def __call__(self, values, key):
-        p = self.params(values)
-        metrics, geometry = pass_metrics(p)
-        return metrics | (pass_montecarlo_metrics(p, key, self.trials, geometry) if self.trials else {})
+        p, answers = self.optimised(self.params(values), _margin_per_pulse, _key_rate)
+        metrics, one = pass_metrics(p)
+        return metrics | answers | (pass_montecarlo_metrics(p, key, self.trials, one) if self.trials else {})
