@@ -164,18 +164,28 @@ def check_output_path(path: Path, settings: Settings) -> None:
 SHARD_KEYS = ("sweep.shard", "sweep.num_shards")
 
 
-def run_identity(cfg: DictConfig) -> str:
-    """The config as YAML without what does not change the results (output place and format, shard, compile cache)."""
+def measured_tables(grid: Grid) -> str:
+    """The tables the study reads (``parameters.table`` fields, e.g. a CSV file's atmosphere) as JSON: a file's
+    path is in the config, its contents only here, so a changed file is a different study."""
+    types = {group: grid.static.get(f"{group}.type") for group in parameters.GROUPS}
+    tables = {path: value for path, value in grid.static.items() if value is not None and "table" in parameters.field(path, types).metadata}
+    return json.dumps(tables)
+
+
+def run_identity(cfg: DictConfig, grid: Grid) -> str:
+    """The config as YAML without what does not change the results (output place and format, shard, compile
+    cache), and the tables it reads."""
     config = yaml.safe_load(config_yaml(cfg))
     config.pop("output", None)
     config.pop("compile_cache", None)
     for key in SHARD_KEYS:
         config["sweep"].pop(key.split(".")[1], None)
-    return yaml.safe_dump(config, sort_keys=True)
+    return yaml.safe_dump({**config, "tables": measured_tables(grid)}, sort_keys=True)
 
 
-def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
-    """Global attrs of a cube: version, config, Hydra choices and the command that reruns it (shards: all of it)."""
+def provenance(cfg: DictConfig, hydra_cfg: DictConfig, grid: Grid) -> dict[str, str]:
+    """Global attrs of a cube: version, config, the tables it read, Hydra choices and the command that reruns it
+    (shards: all of it)."""
     # Unresolved: a range override stays `${linspace:..}` (resolved, 1e8 points made a 100 MB attr).
     task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     overrides = [o for o in task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
@@ -189,6 +199,7 @@ def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
         "created": created,
         "history": f"{created}: {rerun}",  # CF: one line per program that made or changed the cube
         "config": config_yaml(cfg),
+        "tables": measured_tables(grid),
         "choices": json.dumps(choices),
         "overrides": json.dumps(overrides),
         "rerun": rerun,
@@ -255,7 +266,7 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
     if write and settings.output_format == "zarr":
         return _stream(make_study, grid, settings, cfg, hydra_cfg)
     cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed, common_keys=settings.common_random_numbers)
-    cube.attrs.update(provenance(cfg, hydra_cfg))
+    cube.attrs.update(provenance(cfg, hydra_cfg, grid))
     if not write:
         return cube, None
     return cube, write_netcdf(cube, cube_path(settings, hydra_cfg))
@@ -273,8 +284,8 @@ def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) 
         chunk_size=settings.chunk_size,
         seed=settings.seed,
         common_keys=settings.common_random_numbers,
-        attrs=provenance(cfg, hydra_cfg),
-        identity=run_identity(cfg),
+        attrs=provenance(cfg, hydra_cfg, grid),
+        identity=run_identity(cfg, grid),
         shard=settings.shard,
         num_shards=settings.num_shards,
     )

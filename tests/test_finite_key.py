@@ -30,7 +30,7 @@ def lim_block(distance_km, block_size, q_x, p_mu1, p_mu2, mu1, mu2, mu3, kappa=1
     probs = jnp.array([p_mu1, p_mu2, 1.0 - p_mu1 - p_mu2])
     eta = 0.1 * 10 ** (-0.2 * distance_km / 10)
     gain, error_gain = click_and_error_probs(-jnp.expm1(-eta * intensity), LIM_DETECTOR)
-    counts, pulses = expected_block_counts(block_size, q_x, probs, gain, error_gain)
+    counts, pulses = expected_block_counts(protocol, probs, gain, error_gain)
     return finite_key(counts, intensity, probs, protocol), pulses, (intensity, probs, gain, error_gain)
 
 

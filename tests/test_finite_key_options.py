@@ -3,11 +3,13 @@ level, the single-photon error cap, blocks of sent pulses, Tomamichel's leakage,
 atmosphere tables and optimised satellite passes."""
 
 import dataclasses
+import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ASYMPTOTIC, BASE_POINT
+from conftest import ASYMPTOTIC, BASE_POINT, run_cli
 from scipy.stats import binom
 
 import qkdjax
@@ -37,7 +39,7 @@ def block(distance_km, **fields):
     chosen = protocol(**fields)
     eta = 0.1 * 10 ** (-0.02 * distance_km)
     gain, error_gain = click_and_error_probs(-jnp.expm1(-eta * INTENSITY), DETECTOR)
-    counts, pulses = expected_block_counts(chosen.block_size, Q_X, PROBS, gain, error_gain, chosen.block_size_unit)
+    counts, pulses = expected_block_counts(chosen, PROBS, gain, error_gain)
     return finite_key(counts, INTENSITY, PROBS, chosen), pulses, counts
 
 
@@ -121,6 +123,22 @@ def test_a_measured_atmosphere_replaces_the_air_mass_model(tmp_path):
         np.testing.assert_allclose(cube.atmospheric_loss_db.values, expected, rtol=1e-12)
 
 
+def test_a_tables_contents_are_part_of_the_cube_and_of_a_stores_identity(tmp_path):
+    """A CSV file's path is in the config; what it held is in the cube's ``tables`` attr, and a store made from
+    other contents under the same path does not resume."""
+    csv = tmp_path / "atmosphere.csv"
+    csv.write_text("0,0.01\n90,0.8\n")
+    overrides = ("sweep=satquma_downlink", f"link.atmosphere_table={csv}", "link.elevation_deg=[30,60]")
+    cube = qkdjax.run(*overrides)
+    assert json.loads(cube.attrs["tables"]) == {"link.atmosphere_table": [[0.0, 90.0], [0.01, 0.8]]}
+    store = ("output.format=zarr", f"output.dir={tmp_path}", "output.name=store")
+    first = run_cli(*overrides, *store, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    csv.write_text("0,0.02\n90,0.8\n")
+    second = run_cli(*overrides, *store, cwd=tmp_path)
+    assert second.returncode != 0 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
@@ -164,3 +182,43 @@ def test_the_options_default_to_the_published_analyses():
     defaults |= {"vacuum_contribution": "excluded", "block_size_unit": "detections"}
     for name, default in defaults.items():
         assert fields[name].metadata["static"] and fields[name].default == default
+
+
+@pytest.mark.parametrize("bound", ["hoeffding_per_intensity", "chernoff"])
+def test_monte_carlo_blocks_use_the_chosen_bound(bound):
+    """Sampled blocks go through the same estimator: their mean key is near the expected block's, and above
+    Lim's."""
+    overrides = ("sweep=lim_2014", "optimize.enabled=false", "link.distance_km=[50]", "protocol.block_size=[1e6]", "montecarlo.trials=200")
+    cube = qkdjax.run(*overrides, f"protocol.finite_key_bound={bound}")
+    expected, sampled = float(cube.key_length.squeeze()), float(cube.key_length_mean.squeeze())
+    assert expected > 0 and sampled == pytest.approx(expected, rel=0.02)
+    assert float(qkdjax.run(*overrides).key_length_mean.squeeze()) < 0.98 * sampled  # Lim 2014 as printed
+
+
+def test_intensity_dependent_basis_choices_generalise_lims_counts():
+    """Alice's basis per intensity and Bob's own: the counts follow p_k w_{B,k}, each basis bounds its decoys with
+    its own intensity statistics, and equal choices give exactly the uniform analysis."""
+    uniform, pulses, counts = block(50, block_size=1e7, finite_key_bound="chernoff")
+    same, pulses_same, _ = block(50, block_size=1e7, finite_key_bound="chernoff", p_key_basis_bob=Q_X, p_key_basis_decoy=Q_X)
+    assert float(same.length_margin) == pytest.approx(float(uniform.length_margin), rel=1e-12)
+    assert float(pulses_same) == pytest.approx(float(pulses), rel=1e-12)
+    # decoys and weak pulses mostly in Z: the X basis' few decoys cost X single photons, the Z basis gains them
+    tilted, pulses_tilted, counts_tilted = block(
+        50, block_size=1e7, finite_key_bound="chernoff", p_key_basis_decoy=0.2, p_key_basis_weak=0.2
+    )
+    ratio = counts_tilted.detections_x[1] / counts.detections_x[1]
+    assert float(ratio) == pytest.approx(0.2 / Q_X * float(pulses_tilted) / float(pulses), rel=1e-12)
+    assert float(counts_tilted.detections_z[1]) > 2 * float(counts.detections_z[1])
+    assert float(tilted.key_length) > 0
+    chosen = protocol(p_key_basis_bob=0.6)
+    x, z = chosen.matched_bases()
+    np.testing.assert_allclose([x[0], z[0]], [Q_X * 0.6, (1 - Q_X) * 0.4])
+    assert bb84_decoy.sifting_factor(Q_X, 0.6) == pytest.approx(Q_X * 0.6 + 0.3 * 0.4)
+
+
+def test_the_event_simulator_refuses_basis_choices_it_does_not_model():
+    from qkdjax.montecarlo.events import simulate_pulses
+
+    p = build_params({**BASE_POINT, **dict(ASYMPTOTIC), "protocol.decoy": "vacuum_weak", "protocol.p_key_basis_bob": 0.6})
+    with pytest.raises(ValueError, match="protocol.p_key_basis_bob = 0.6: the event simulator models one"):
+        simulate_pulses(jax.random.key(0), p.source, p.detector, p.protocol, 1e-3, 1000)

@@ -342,6 +342,11 @@ def _check_inputs(source, detector, protocol, channel_transmittance, n_pulses, c
     for constraint in WCPDecoy.constraints:
         if not constraint.holds(*(float(getattr(source, name)) for name in constraint.fields)):
             raise ValueError(f"{constraint.description} does not hold")
+    for name in ("p_key_basis_bob", "p_key_basis_decoy", "p_key_basis_weak"):
+        if getattr(protocol, name, None) is not None:
+            raise ValueError(
+                f"protocol.{name} = {float(getattr(protocol, name)):g}: the event simulator models one key-basis probability for both parties and all intensities (protocol.p_key_basis); set it to null"
+            )
     if float(detector.dead_time_ns) != 0.0:
         raise ValueError(
             f"detector.dead_time_ns = {float(detector.dead_time_ns):g} ns: the event simulator does not model dead "

@@ -25,15 +25,16 @@ import jax.numpy as jnp
 from qkdjax.protocols.bb84_finite import BlockCounts
 
 
-def cell_probabilities(p_key_basis, probs, gain, error_gain) -> jax.Array:
+def cell_probabilities(matched, probs, gain, error_gain) -> jax.Array:
     """Per-pulse probabilities of the 12 observed cells, shaped [basis (X, Z), outcome (correct, error), intensity].
 
+    ``matched = (w_X, w_Z)``: the probability that both parties pick X (Z), a number or one per intensity.
     ``gain`` and ``error_gain <= gain`` are probabilities per pulse (``qkdjax.physics.detector``: a gate gives
     at most one detection event, afterpulses included), so the cells form a probability distribution.
     """
     per_outcome = jnp.stack([gain - error_gain, error_gain]) * probs  # [outcome, intensity]
-    basis = jnp.stack([p_key_basis**2, (1.0 - p_key_basis) ** 2])
-    return basis[:, None, None] * per_outcome
+    basis = jnp.stack([jnp.broadcast_to(w, probs.shape) for w in matched])  # [basis, intensity]
+    return basis[:, None, :] * per_outcome
 
 
 def sample_multinomial(key, total, cell_probs) -> jax.Array:
@@ -51,8 +52,8 @@ def sample_multinomial(key, total, cell_probs) -> jax.Array:
     return counts.reshape(cell_probs.shape)
 
 
-def sample_block(key, pulses, p_key_basis, probs, gain, error_gain) -> BlockCounts:
+def sample_block(key, pulses, matched, probs, gain, error_gain) -> BlockCounts:
     """Observed detections and errors per intensity and basis in one block of ``pulses`` pulses."""
-    counts = sample_multinomial(key, jnp.round(pulses), cell_probabilities(p_key_basis, probs, gain, error_gain))
+    counts = sample_multinomial(key, jnp.round(pulses), cell_probabilities(matched, probs, gain, error_gain))
     (x_correct, x_error), (z_correct, z_error) = counts
     return BlockCounts(x_correct + x_error, x_error, z_correct + z_error, z_error)

@@ -31,17 +31,22 @@ from qkdjax.sweep import Output
 from qkdjax.tail_bounds import FINITE_KEY_BOUNDS
 
 DECOY_METHODS = ("infinite", "vacuum_weak", "none")
+OPEN_UNIT = Range(0.0, 1.0, low_closed=False, high_closed=False)
 
 
-def sifting_factor(p_key_basis):
-    """Fraction of pulses kept after sifting when both parties pick the key basis with probability ``p``.
+def sifting_factor(p_key_basis, p_key_basis_bob=None):
+    """Fraction of pulses kept after sifting when Alice picks the key basis with probability ``p`` and Bob with
+    ``p_B`` (default: ``p``).
 
     Efficient BB84 (H.-K. Lo, H. F. Chau, M. Ardehali, J. Cryptology 18, 133 (2005)): both bases are kept and
-    their errors estimated separately, so ``q = p^2 + (1-p)^2``; ``p = 1/2`` is standard BB84 (``q = 1/2``).
-    Asymptotically both matched bases give key, so ``q`` is symmetric in ``p <-> 1 - p`` and any ``p`` in (0, 1)
-    is valid; the finite-key analysis (``bb84_finite``) keeps only key-basis detections, ``p^2`` of the pulses.
+    their errors estimated separately, so ``q = p p_B + (1-p)(1-p_B)``, ``p^2 + (1-p)^2`` for equal choices;
+    ``p = 1/2`` is standard BB84 (``q = 1/2``). Asymptotically both matched bases give key, so ``q`` is symmetric in
+    ``p <-> 1 - p`` and any ``p`` in (0, 1) is valid; the finite-key analysis (``bb84_finite``) keeps only
+    key-basis detections, ``p p_B`` of the pulses.
     """
-    return p_key_basis**2 + (1.0 - p_key_basis) ** 2
+    if p_key_basis_bob is None:
+        return p_key_basis**2 + (1.0 - p_key_basis) ** 2
+    return p_key_basis * p_key_basis_bob + (1.0 - p_key_basis) * (1.0 - p_key_basis_bob)
 
 
 def vacuum_yield_lower(intensity, gain):
@@ -92,7 +97,7 @@ def asymptotic_key_margin(p_signal, mu, gain, qber, single_photon_yield, single_
     single_photon_gain = single_photon_yield * poisson_photon_prob(1.0, mu)
     privacy = single_photon_gain * (1.0 - binary_entropy(single_photon_error))
     leak = protocol.ec_efficiency * gain * binary_entropy(qber)
-    return p_signal * sifting_factor(protocol.p_key_basis) * (privacy - leak)
+    return p_signal * sifting_factor(protocol.p_key_basis, protocol.p_key_basis_bob) * (privacy - leak)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -165,7 +170,8 @@ def vacuum_key_per_pulse(p: StudyParams, gain, true_yield0):
         return 0.0
     yield0 = true_yield0 if method == "infinite" else vacuum_yield_lower(intensities(p.source), gain)
     signal = p.source.mu_signal
-    return p.source.p_signal * sifting_factor(p.protocol.p_key_basis) * yield0 * poisson_photon_prob(0.0, signal)
+    sifting = sifting_factor(p.protocol.p_key_basis, p.protocol.p_key_basis_bob)
+    return p.source.p_signal * sifting * yield0 * poisson_photon_prob(0.0, signal)
 
 
 class AsymptoticEstimate(NamedTuple):
@@ -223,8 +229,7 @@ def finite_key_estimate(p: StudyParams) -> FiniteKeyEstimate:
     channel = p.link.transmittance()
     gain, error_gain, *_ = detection_statistics(p, channel)
     probs = intensity_probs(p.source)
-    protocol = p.protocol
-    counts, pulses = expected_block_counts(protocol.block_size, protocol.p_key_basis, probs, gain, error_gain, protocol.block_size_unit)
+    counts, pulses = expected_block_counts(p.protocol, probs, gain, error_gain)
     key = finite_key(counts, intensities(p.source), probs, p.protocol)
     return FiniteKeyEstimate(channel, gain, error_gain, probs, pulses, key)
 
@@ -263,7 +268,7 @@ def montecarlo_metrics(p: StudyParams, key, trials: int, keep_trials: bool, bloc
     pulses = jnp.round(block.pulses)
 
     def one_block(t):
-        observed = sample_block(trial_stream(key, t, COUNTS_STREAM), pulses, p.protocol.p_key_basis, probs, gain, error_gain)
+        observed = sample_block(trial_stream(key, t, COUNTS_STREAM), pulses, p.protocol.matched_bases(), probs, gain, error_gain)
         return finite_key(observed, intensities(p.source), probs, p.protocol)
 
     blocks = jax.vmap(one_block)(jnp.arange(trials))
@@ -294,8 +299,15 @@ class BB84Decoy(Protocol):
     decoy: str = choice("single-photon estimation method", DECOY_METHODS)
     # any bias: the key basis is the one whose detections form the key, and at small blocks near the reach the
     # optimum picks it less often than the test basis (q_x < 1/2: more Z data for the phase-error estimate)
-    p_key_basis: Any = number(
-        "1", "probability that each party picks the key basis", Range(0.0, 1.0, low_closed=False, high_closed=False), optimisable=True
+    p_key_basis: Any = number("1", "probability that each party picks the key basis", OPEN_UNIT, optimisable=True)
+    p_key_basis_bob: Any = number(
+        "1", "probability that Bob picks the key basis (null: p_key_basis)", OPEN_UNIT, optional=True, default=None
+    )
+    p_key_basis_decoy: Any = number(
+        "1", "probability that Alice picks the key basis for decoy pulses (null: p_key_basis)", OPEN_UNIT, optional=True, default=None
+    )
+    p_key_basis_weak: Any = number(
+        "1", "probability that Alice picks the key basis for weak pulses (null: p_key_basis)", OPEN_UNIT, optional=True, default=None
     )
     ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
     ec_leakage: str = choice(
@@ -331,6 +343,19 @@ class BB84Decoy(Protocol):
     def outputs(cls, static):
         return FINITE_KEY_OUTPUTS if cls.finite(static) else ASYMPTOTIC_OUTPUTS
 
+    def matched_bases(self):
+        """``(w_X, w_Z)``: probabilities that both pick the key (X) or the test (Z) basis, numbers where the choice
+        is the same for every intensity and party (``q_x^2``, ``(1 - q_x)^2``), else one per intensity: Alice
+        picks X with ``p_key_basis`` (signal), ``p_key_basis_decoy``, ``p_key_basis_weak``, Bob with
+        ``p_key_basis_bob``. Decoys mostly in Z lose less to sifting where the phase-error estimate needs them;
+        each intensity must appear in both bases (each basis' decoy bounds use its own intensities)."""
+        alice = (self.p_key_basis, self.p_key_basis_decoy, self.p_key_basis_weak)
+        if all(a is None for a in (*alice[1:], self.p_key_basis_bob)):
+            return self.p_key_basis**2, (1.0 - self.p_key_basis) ** 2
+        alice = jnp.stack([self.p_key_basis if a is None else a for a in alice])
+        bob = self.p_key_basis if self.p_key_basis_bob is None else self.p_key_basis_bob
+        return alice * bob, (1.0 - alice) * (1.0 - bob)
+
     @classmethod
     def sample_outputs(cls, keep_trials: bool):
         return {**MONTECARLO_OUTPUTS, **(TRIAL_OUTPUTS if keep_trials else {})}
@@ -362,13 +387,13 @@ class BB84Decoy(Protocol):
     def block_key(self, p, pulses, statistics):
         """The counts of ``pulses`` sent with ``statistics`` as one finite-key block (Lim et al. 2014)."""
         probs = intensity_probs(p.source)
-        counts = block_counts(pulses, self.p_key_basis, probs, *statistics)
+        counts = block_counts(pulses, self.matched_bases(), probs, *statistics)
         return finite_key(counts, intensities(p.source), probs, self)
 
     def sampled_block_key(self, p, key, pulses, statistics):
         """A block of ``pulses`` sampled with ``statistics`` (drawn from ``key``), estimated as a deployed system would."""
         probs = intensity_probs(p.source)
-        observed = sample_block(key, pulses, self.p_key_basis, probs, *statistics)
+        observed = sample_block(key, pulses, self.matched_bases(), probs, *statistics)
         return finite_key(observed, intensities(p.source), probs, self)
 
     def signal_summary(self, statistics):

@@ -10,7 +10,11 @@ length (Lim 2014, Eq. (1)):
     l = floor( s_X0 + s_X1 - s_X1 h(phi_X) - lambda_EC - 6 log2(21 / eps_sec) - log2(2 / eps_cor) )
 
 with ``lambda_EC = n_X f_EC h(m_X / n_X)`` (printed without the factor ``n_X`` in the paper, see
-shared/reference/lim_2014.json). The same function serves expected counts (the analytic finite-key rate) and
+shared/reference/lim_2014.json), or at least Tomamichel et al.'s finite-size leakage (``ec_leakage``). Beyond
+the paper, as options of the protocol: the confidence bounds on the decoy counts (``finite_key_bound``,
+``qkdjax.tail_bounds``), ``v_Z1`` capped at the observed ``m_Z``, blocks of sent pulses, and basis choices that
+depend on the intensity and the party (each basis then uses the intensity probabilities given that basis,
+``basis_intensity_probs``). The same function serves expected counts (the analytic finite-key rate) and
 sampled counts (a deployed system's estimate in the Monte Carlo). Counts are float64 arrays over the three
 intensities ``[mu1, mu2, mu3]``; everything is per grid point and vmappable.
 """
@@ -52,24 +56,44 @@ class FiniteKey(NamedTuple):
     length_margin: jax.Array  # Eq. (1) before rounding and clipping (negative: no key); smooth, for optimisers
 
 
-def block_counts(pulses, p_key_basis, probs, gain, error_gain) -> BlockCounts:
-    """Expected counts of ``pulses`` pulses: ``n_{B,k} = N p_k q_B^2 R_k``, ``m_{B,k} = N p_k q_B^2 e_k``.
+def block_counts(pulses, matched, probs, gain, error_gain) -> BlockCounts:
+    """Expected counts of ``pulses`` pulses: ``n_{B,k} = N p_k w_{B,k} R_k``, ``m_{B,k} = N p_k w_{B,k} e_k``.
 
-    ``gain``/``error_gain`` are the per-pulse detection and error probabilities per intensity (Lim 2014, Sec. IV:
-    ``R_k`` and ``e_k``), or their averages over the pulses of the block.
+    ``matched = (w_X, w_Z)``: the probability that both parties pick basis X (Z) for a pulse of each intensity,
+    a number (``q_x^2``, ``(1 - q_x)^2`` in Lim 2014) or one per intensity; ``gain``/``error_gain`` are the
+    per-pulse detection and error probabilities per intensity (Lim 2014, Sec. IV: ``R_k`` and ``e_k``), or their
+    averages over the pulses of the block.
     """
     per_intensity = pulses * probs
-    x, z = p_key_basis**2 * per_intensity, (1.0 - p_key_basis) ** 2 * per_intensity
+    x, z = matched[0] * per_intensity, matched[1] * per_intensity
     return BlockCounts(x * gain, x * error_gain, z * gain, z * error_gain)
 
 
-def expected_block_counts(block_size, p_key_basis, probs, gain, error_gain, unit="detections") -> tuple[BlockCounts, jax.Array]:
-    """Expected counts of a block and the pulses ``N`` it takes: a block of ``n_X = block_size`` key-basis
-    detections, ``N = n_X / (q_x^2 sum_k p_k R_k)`` (Lim 2014, Fig. 1), or of ``N = block_size`` sent pulses
-    (``unit = "pulses"``: a fixed acquisition time, as a satellite pass or a system with fixed frames has).
+def expected_block_counts(protocol, probs, gain, error_gain) -> tuple[BlockCounts, jax.Array]:
+    """Expected counts of the ``protocol``'s block and the pulses ``N`` it takes: a block of ``n_X =
+    protocol.block_size`` key-basis detections, ``N = n_X / sum_k p_k w_{X,k} R_k`` (Lim 2014, Fig. 1), or of ``N =
+    block_size`` sent pulses (``block_size_unit = "pulses"``: a fixed acquisition time, as a pass or a system with
+    fixed frames has). ``w_B`` is built afresh for each use, as the uniform analysis always did (its gradients,
+    and so the optimiser's path, stay bit for bit).
     """
-    pulses = block_size if unit == "pulses" else block_size / (p_key_basis**2 * jnp.dot(probs, gain))
-    return block_counts(pulses, p_key_basis, probs, gain, error_gain), pulses
+    if protocol.block_size_unit == "pulses":
+        pulses = protocol.block_size
+    elif jnp.ndim(protocol.matched_bases()[0]) == 0:
+        pulses = protocol.block_size / (protocol.matched_bases()[0] * jnp.dot(probs, gain))
+    else:
+        pulses = protocol.block_size / jnp.dot(probs * protocol.matched_bases()[0], gain)
+    return block_counts(pulses, protocol.matched_bases(), probs, gain, error_gain), pulses
+
+
+def basis_intensity_probs(probs, matched):
+    """The intensity probabilities given each matched basis, ``p_{k|B} = p_k w_{B,k} / sum_j p_j w_{B,j}``.
+
+    Lim 2014's decoy bounds hold within a basis with the intensity statistics of that basis; where the basis
+    choice does not depend on the intensity (a number ``w_B``) they are ``p_k`` in both.
+    """
+    if jnp.ndim(matched[0]) == 0:
+        return probs, probs
+    return tuple(probs * w / jnp.dot(probs, w) for w in matched)
 
 
 def _tau(n, intensity, probs):
@@ -123,17 +147,25 @@ def finite_size_leakage(n, qber, eps_cor):
     return jnp.where(errors, leak, 0.0)
 
 
-def _key_length(counts: BlockCounts, intensity, probs, protocol, eps_sec):
+def _stand_in(probs):
+    """Whether every intensity is sent in a basis, and its probabilities with 1 standing in for those never sent."""
+    return jnp.all(probs > 0), jnp.where(probs > 0, probs, 1.0)
+
+
+def _key_length(counts: BlockCounts, intensity, basis_probs, protocol, eps_sec):
     eps = eps_sec / BOUND_COUNT
-    # An intensity never sent leaves nothing to bound with (its n_k^+/- are -/+ infinite): s_0, s_1 >= 0 only, and
-    # no key. The bounds are evaluated with a stand-in probability there and s_0, s_1 set to 0 (v_Z1 then goes
-    # unused: no s_Z1), so no inf or NaN arises, in values or gradients.
-    sent = jnp.all(probs > 0)
-    probs = jnp.where(probs > 0, probs, 1.0)
+    # An intensity never sent in a basis leaves nothing to bound with (its n_k^+/- are -/+ infinite): s_0, s_1 >= 0
+    # only, and no key. The bounds are evaluated with a stand-in probability there and s_0, s_1 set to 0 (v_Z1 then
+    # goes unused: no s_Z1), so no inf or NaN arises, in values or gradients.
+    x_probs, z_probs = basis_probs
+    sent_x, probs_x = _stand_in(x_probs)
+    # one basis' probabilities where both are the same (the uniform choice): one node, so its gradients sum as before
+    sent_z, probs_z = (sent_x, probs_x) if z_probs is x_probs else _stand_in(z_probs)
     bound = protocol.finite_key_bound
-    s_x0, s_x1 = (jnp.where(sent, s, 0.0) for s in vacuum_and_single_photon_lower(counts.detections_x, intensity, probs, eps, bound))
-    s_z1 = jnp.where(sent, vacuum_and_single_photon_lower(counts.detections_z, intensity, probs, eps, bound)[1], 0.0)
-    v_z1 = single_photon_errors_upper(counts.errors_z, intensity, probs, eps, bound)
+    lower_x = vacuum_and_single_photon_lower(counts.detections_x, intensity, probs_x, eps, bound)
+    s_x0, s_x1 = (jnp.where(sent_x, s, 0.0) for s in lower_x)
+    s_z1 = jnp.where(sent_z, vacuum_and_single_photon_lower(counts.detections_z, intensity, probs_z, eps, bound)[1], 0.0)
+    v_z1 = single_photon_errors_upper(counts.errors_z, intensity, probs_z, eps, bound)
     if protocol.single_photon_error_cap == "observed":  # single-photon errors are among the Z errors observed
         v_z1 = jnp.minimum(v_z1, jnp.sum(counts.errors_z))
     # no single-photon detections bound in Z: no phase-error estimate, the worst case (the key is 0 then anyway)
@@ -159,14 +191,15 @@ def finite_key(counts: BlockCounts, intensity, probs, protocol) -> FiniteKey:
     iterates on the unrounded length, which keeps the key a continuous function of the parameters (optimisers
     follow it); rounding first would move ``eps_sec`` by a factor below ``1 + 1/l``, the key by < 9/l bits.
     """
+    basis_probs = basis_intensity_probs(probs, protocol.matched_bases())
     if protocol.eps_sec_per_key_bit is None:
-        return _key_length(counts, intensity, probs, protocol, protocol.eps_sec)
+        return _key_length(counts, intensity, basis_probs, protocol, protocol.eps_sec)
     kappa = protocol.eps_sec_per_key_bit
 
     def step(_, eps_sec):
-        return kappa * jnp.maximum(_key_length(counts, intensity, probs, protocol, eps_sec).length_margin, 1.0)
+        return kappa * jnp.maximum(_key_length(counts, intensity, basis_probs, protocol, eps_sec).length_margin, 1.0)
 
     eps_sec = jax.lax.fori_loop(0, EPS_SEC_ITERATIONS, step, kappa * jnp.maximum(jnp.sum(counts.detections_x), 1.0))
     # Differentiating through the fixed point would only scale the gradient of l by 1 / (1 - 6 / (l ln 2)) (implicit
     # function theorem for eps_sec = kappa l): the direction optimisers follow is the same without it, and cheaper.
-    return _key_length(counts, intensity, probs, protocol, jax.lax.stop_gradient(eps_sec))
+    return _key_length(counts, intensity, basis_probs, protocol, jax.lax.stop_gradient(eps_sec))
