@@ -18,7 +18,7 @@ array over intensities) with one of ``FINITE_KEY_BOUNDS``:
     probability is the root of ``n D(n_k / n || q) = ln(1/eps)`` above (below) ``n_k / n``; its deviation
     scales as ``sqrt(n_k)`` for a rare intensity instead of ``sqrt(n)``. Lim's ``delta`` is its quadratic
     relaxation (Pinsker, ``D >= 2 t^2``), so it is never looser. (Hoeffding's ``sqrt(m/2 ln(1/eps))`` with the
-    intensity's own count ``m = n_k`` in place of ``n`` is *not* a bound: its tail is ``exp(-ln(1/eps) /
+    intensity's own count ``m = n_k`` in place of ``n`` is *not* a bound: its tail is about ``exp(-ln(1/eps) /
     (4 (1 - p)))`` for a label probability ``p``; tests/test_tail_bounds.py shows it failing.)
 
 ``chernoff``
