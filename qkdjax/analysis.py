@@ -167,6 +167,24 @@ def reach(cube, target: float, dim: Hashable | None = None, variable: str | None
     return _label_crossing(value, edge, rate, target, dim, "max")
 
 
+def crossing(
+    cube: xr.Dataset, variable: str = "key_rate_per_pulse", bound: str = "plob_bound_per_pulse", dim: Hashable | None = None
+) -> xr.DataArray:
+    """The smallest value of ``dim`` (default the distance dim) where ``variable`` reaches ``bound`` (default: the
+    key per pulse and the PLOB repeaterless bound): where a twin-field design starts to beat every point-to-point
+    protocol. Interpolated in log(rate / bound) between grid points; NaN where it never does."""
+    rate, limit = _variable(cube, variable), _variable(cube, bound)
+    dim = role_dim(cube, "distance") if dim is None else dim
+    ratio = (rate / limit).where(limit > 0, 0.0)
+    ratio.name = str(rate.name)
+    value, edge = _crossing(ratio, 1.0, dim, "min")
+    value = value.assign_coords(at_grid_edge=edge)
+    value.coords["at_grid_edge"].attrs["long_name"] = "the answer is the grid's end: the true value may lie beyond it"
+    value.name = f"crossing_{dim}"
+    value.attrs = {**cf_attrs(_units(rate[dim])), "long_name": f"smallest {_long_name(rate[dim])} with {rate.name} >= {bound}"}
+    return value
+
+
 def required_value(cube, target: float, dim: Hashable, variable: str | None = None, side: str = "auto") -> xr.DataArray:
     """The value of the parameter ``dim`` (in its units) that ``variable`` (default ``key_rate``) needs to reach
     ``target``: the smallest value meeting it where the rate grows with ``dim`` (e.g. ``detector.efficiency``),

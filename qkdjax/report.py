@@ -238,6 +238,14 @@ def plob_answers(cube: xr.Dataset) -> Iterator[str]:
     fraction = fraction[np.isfinite(fraction)]
     if fraction.size:
         yield f"\n- Key rate / PLOB bound where there is key: median {np.median(fraction):.3g}, max {fraction.max():.3g}."
+    bound = role_variables(cube, "bound")[0]
+    try:
+        passes = analysis.crossing(cube, role_variables(cube, "rate_per_pulse")[0], bound)
+    except ValueError:  # no distance dim
+        return
+    if np.isfinite(passes.values).any():
+        yield f"\n### The key rate passes {bound} ({cube[bound].attrs.get('long_name', bound)}) beyond ({passes.attrs['units']})\n"
+        yield markdown_table(drop_constant_dims(passes.drop_vars("at_grid_edge")))
 
 
 Figures = list[tuple[str, Callable[[], object], str]]

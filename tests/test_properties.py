@@ -167,6 +167,27 @@ def working_midpoint(rng, n):
     }
 
 
+def symmetric_midpoint(rng, n):
+    extra = with_zeros(rng, rng.uniform(0.0, 30.0, n))
+    return {**midpoint(rng, n), "link.relay_fraction": np.full(n, 0.5), "link.alice_extra_loss_db": extra, "link.bob_extra_loss_db": extra}
+
+
+def working_symmetric_midpoint(rng, n):
+    return {"link.distance_km": rng.uniform(0.0, 400.0, n), "link.attenuation_db_per_km": rng.uniform(0.15, 0.25, n)}
+
+
+def sns_protocol(rng, n):
+    """Twin-field SNS protocol values: small sending probabilities, decoys below mu_z."""
+    return {
+        "protocol.sending_prob": rng.uniform(0.002, 0.03, n),
+        "protocol.mu_z": rng.uniform(0.1, 0.8, n),
+        "protocol.mu_x_decoy": rng.uniform(0.1, 0.4, n),
+        "protocol.mu_x_weak": rng.uniform(0.001, 0.05, n),
+        "protocol.p_z_window": rng.uniform(0.5, 1.0, n),
+        "protocol.ec_efficiency": rng.uniform(1.0, 1.3, n),
+    }
+
+
 def working_corridor(rng, n):
     return {"link.total_length_km": rng.uniform(0.0, 400.0, n), "link.attenuation_db_per_km": rng.uniform(0.15, 0.35, n)}
 
@@ -185,7 +206,7 @@ def corridor(rng, n):
 ASYMPTOTIC = (("protocol.block_size", None), ("protocol.eps_sec_per_key_bit", None))
 FINITE = (("protocol.eps_sec_per_key_bit", None),)
 FIBRE, SATELLITE, CORRIDOR = (fibre, working_fibre), (satellite, working_satellite), (corridor, working_corridor)
-MIDPOINT = (midpoint, working_midpoint)
+MIDPOINT, SYMMETRIC_MIDPOINT = (midpoint, working_midpoint), (symmetric_midpoint, working_symmetric_midpoint)
 # middle-station protocols model no afterpulses or dead time, and their third intensity is the vacuum
 RELAY = {"detector.afterpulse_prob": 0.0, "detector.dead_time_ns": 0.0, "source.mu_weak": 0.0}
 # model -> (static choices, link draws (wide, working), the loss parameters (more is more loss), points). Two arms
@@ -210,6 +231,12 @@ MODELS = {
              ("protocol.misalignment_model", model)), MIDPOINT, ("link.alice_extra_loss_db", "link.bob_extra_loss_db"), POINTS)
         for decoy in ("infinite", "vacuum_weak") for model in ("effective", "rotation")
     },
+    **{
+        f"SNS twin-field over midpoint fibre, decoy {decoy}": (
+            (("link.type", "midpoint_fibre"), ("protocol.type", "tf_sns"), ("protocol.decoy", decoy)),
+            SYMMETRIC_MIDPOINT, ("link.alice_extra_loss_db", "link.bob_extra_loss_db"), POINTS)
+        for decoy in ("infinite", "vacuum_weak")
+    },
 }  # fmt: skip
 
 
@@ -220,8 +247,11 @@ def draws(name: str):
     values = {**hardware(rng, n), **link(rng, n)}  # the static choices override what they fix (block_size None)
     for path, value in {**working_hardware(rng, n), **working_link(rng, n)}.items():  # the first half gives key
         values[path][: n // 2] = value[: n // 2]
-    if dict(choices).get("protocol.type") == "mdi_decoy":
+    if dict(choices).get("protocol.type") in ("mdi_decoy", "tf_sns"):
         values |= {path: np.full(n, value) for path, value in RELAY.items()}
+    if dict(choices).get("protocol.type") == "tf_sns":
+        values |= sns_protocol(rng, n)
+        values["detector.misalignment"] = np.minimum(values["detector.misalignment"], 0.45)
     more_loss = {**values, **{path: values[path] + (15.0 if path == "link.distance_km" else 3.0) for path in np.atleast_1d(loss)}}
     better = {**values, "detector.efficiency": np.minimum(1.5 * values["detector.efficiency"], 1.0)}
     stacked = {k: np.concatenate([values[k], more_loss[k], better[k]]) for k in values}
@@ -252,11 +282,15 @@ def test_outputs_are_finite_and_physical(model):
             assert np.all(value >= 0), (name, variable, value.min())
         if variable in PROBABILITIES:
             assert np.all((value >= 0) & (value <= 1)), (name, variable, value.min(), value.max())
-        if variable in ERROR_RATES:
+        # SNS's bits make every event where neither or both sent a wrong bit: E_Z reaches 1 where dark counts rule
+        if variable in ERROR_RATES and not (name.startswith("SNS") and variable == "qber"):
             assert np.all((value >= 0) & (value <= 0.5 * (1 + 1e-12))), (name, variable, value.min(), value.max())
-    if "plob_bound_per_pulse" in out:
+    if "plob_bound_per_pulse" in out and not name.startswith("SNS"):  # twin-field passes PLOB, not the repeater bound
         assert np.all(out["key_rate_per_pulse"] <= out["plob_bound_per_pulse"]), name
-    if "repeater_bound_per_pulse" in out:  # one middle station: the repeater bound is above PLOB of the whole channel
+    if "repeater_bound_per_pulse" in out:
+        assert np.all(out["key_rate_per_pulse"] <= out["repeater_bound_per_pulse"]), (
+            name
+        )  # one middle station: the repeater bound is above PLOB of the whole channel
         assert np.all(out["plob_bound_per_pulse"] <= out["repeater_bound_per_pulse"]), name
     assert all(value.dtype == np.float64 for value in out.values()), name
 

@@ -15,16 +15,13 @@ pulse pairs in which both send the signal intensity (1 in the asymptotic limit o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
-
-import jax
-import jax.numpy as jnp
+from typing import Any, ClassVar
 
 from qkdjax.detectors.threshold import ThresholdDetector
 from qkdjax.numerics import safe_divide
-from qkdjax.parameters import Constraint, Protocol, Range, StudyParams, choice, number
-from qkdjax.physics.bounds import plob_bound, single_repeater_bound
+from qkdjax.parameters import Constraint, Range, StudyParams, choice, number
 from qkdjax.protocols import mdi_physics
+from qkdjax.protocols.middle_station import BOUND_OUTPUTS, Estimate, MiddleStationProtocol, relay_detector_constraints
 from qkdjax.sources.wcp_decoy import WCPDecoy
 from qkdjax.sweep import Output
 
@@ -33,23 +30,10 @@ OUTPUTS: Mapping[str, Output] = {
     "key_rate_per_pulse": Output("bit", "secret key bits per pulse pair sent", role="rate_per_pulse"),
     "qber": Output("1", "Z-basis quantum bit error rate of signal-signal pairs"),
     "gain": Output("1", "Z-basis Bell-state announcement probability per signal-signal pair"),
-    "plob_bound_per_pulse": Output("bit", "PLOB repeaterless bound of the whole Alice-Bob channel per use", role="bound"),
-    "repeater_bound_per_pulse": Output("bit", "single-repeater bound per use, -log2(1 - the worse arm's transmittance)"),
-    "channel_transmittance": Output("1", "Alice-Bob channel transmittance (both arms, excluding the relay's detectors)"),
+    **BOUND_OUTPUTS,
     "single_photon_yield": Output("1", "Z-basis single-photon-pair yield Y11 used by the key rate (bound)"),
     "single_photon_error": Output("1", "X-basis single-photon-pair error rate e11 used by the key rate (bound)"),
 }
-
-
-class Estimate(NamedTuple):
-    """What the key rate of one point is computed from."""
-
-    arms: jax.Array  # [Alice's, Bob's] channel transmittance
-    gain: jax.Array  # Z basis, signal-signal
-    qber: jax.Array  # Z basis, signal-signal
-    single_photon_yield: jax.Array  # Y11_Z, bound
-    single_photon_error: jax.Array  # e11_X, bound
-    margin_per_pulse: jax.Array  # the rate formula before clipping at zero
 
 
 def estimate(p: StudyParams) -> Estimate:
@@ -68,7 +52,7 @@ def estimate(p: StudyParams) -> Estimate:
     return Estimate(arms, gain, qber, yield11, error11, p.source.p_signal**2 * margin)
 
 
-class MDIDecoy(Protocol):
+class MDIDecoy(MiddleStationProtocol):
     """Decoy-state MDI-QKD with weak coherent pulses from both parties (the same ``wcp_decoy`` source) and a
     polarisation Bell-state measurement at the relay with four threshold detectors (``detector``: the relay's).
 
@@ -77,15 +61,13 @@ class MDIDecoy(Protocol):
     """
 
     types = ("mdi_decoy",)
-    arms: ClassVar[int] = 2
     needs: ClassVar[Mapping[str, type]] = {"source": WCPDecoy, "detector": ThresholdDetector}
     decoy: str = choice("single-photon-pair estimation method", mdi_physics.DECOY_METHODS)
     misalignment_model: str = choice("how detector.misalignment enters the relay's gains", mdi_physics.MISALIGNMENT_MODELS)
     ec_efficiency: Any = number("1", "error-correction inefficiency f_EC", Range(1.0, 3.0))
 
     constraints = (
-        Constraint("detector.afterpulse_prob = 0 (protocol.type mdi_decoy models none)", ("detector.afterpulse_prob",), lambda a: a == 0),
-        Constraint("detector.dead_time_ns = 0 (protocol.type mdi_decoy models none)", ("detector.dead_time_ns",), lambda t: t == 0),
+        *relay_detector_constraints("mdi_decoy"),
         Constraint(
             "source.mu_weak = 0 (protocol.type mdi_decoy: the third intensity is the vacuum)", ("source.mu_weak",), lambda w: w == 0
         ),
@@ -96,25 +78,5 @@ class MDIDecoy(Protocol):
         del static
         return OUTPUTS
 
-    def metrics(self, p):
-        found = estimate(p)
-        per_pulse = jnp.maximum(found.margin_per_pulse, 0.0)  # exactly 0 where the bound gives no key, never NaN
-        metrics = {
-            "key_rate": per_pulse * p.source.rep_rate_hz,
-            "key_rate_per_pulse": per_pulse,
-            "qber": found.qber,
-            "gain": found.gain,
-            "plob_bound_per_pulse": plob_bound(found.arms[0] * found.arms[1]),
-            "repeater_bound_per_pulse": single_repeater_bound(found.arms),
-            "channel_transmittance": found.arms[0] * found.arms[1],
-            "single_photon_yield": found.single_photon_yield,
-            "single_photon_error": jnp.minimum(found.single_photon_error, 0.5),
-        }
-        return metrics, None  # deterministic: nothing to sample
-
-    def margin_per_pulse(self, p):
-        """Secret bits per pulse pair before clipping at zero (negative: no key), the optimiser's objective."""
-        return estimate(p).margin_per_pulse
-
-    def key_rate(self, p):
-        return jnp.maximum(self.margin_per_pulse(p), 0.0) * p.source.rep_rate_hz
+    def estimate(self, p):
+        return estimate(p)
