@@ -138,3 +138,14 @@ def test_crossing_gives_where_a_design_passes_a_bound_and_the_report_states_it(s
     assert np.all(rate.values[distances < by_error[0.15]] <= plob.values[distances < by_error[0.15]])
     summary = write_report(sweep, tmp_path).read_text()
     assert "passes plob_bound_per_pulse" in summary and f"{by_error[0.15]:.4g}" in summary
+
+
+def test_optimised_three_intensity_decoys_come_within_a_fraction_of_infinite_decoys():
+    """epsilon, mu_z and both X-window decoys optimised (the intervals keep mu_x_weak < mu_x_decoy)."""
+    common = ("sweep=tf_sns_2018", "link.distance_km=[300,650]", "detector.misalignment=0.15")
+    infinite = qkdjax.run(*common).key_rate_per_pulse.squeeze().values
+    tuned = ("protocol.decoy=vacuum_weak", "optimize.params=[protocol.sending_prob,protocol.mu_z,protocol.mu_x_decoy,protocol.mu_x_weak]")
+    three = qkdjax.run(*common, *tuned)
+    np.testing.assert_allclose(three.key_rate_per_pulse.squeeze().values, infinite, rtol=5e-3)
+    assert np.all(three["opt.protocol.mu_x_weak"].values < three["opt.protocol.mu_x_decoy"].values)
+    assert np.all(three.key_rate.squeeze().values > 1.2 * three["opt.initial_key_rate"].squeeze().values)
