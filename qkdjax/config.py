@@ -215,7 +215,7 @@ def _table(path: str, value: Any, columns: Sequence[parameters.Column]) -> tuple
     names = ", ".join(f"{c.name} [{c.units}]" for c in columns)
     if isinstance(value, str):
         try:
-            rows = np.genfromtxt(Path(value).expanduser(), delimiter=",", skip_header=0, invalid_raise=True)
+            rows = np.genfromtxt(Path(value).expanduser(), delimiter=",", invalid_raise=True)
         except (OSError, ValueError) as error:
             raise ConfigError(f"{path} = {value!r} cannot be read as a CSV table of {names}: {error}") from None
         if rows.ndim == 2 and np.isnan(rows[0]).all():  # a header line reads as NaN

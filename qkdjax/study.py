@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from qkdjax import optimize, parameters
@@ -105,7 +106,7 @@ class Study:
             return p, {}
         optimum = optimize.optimise(p, self.optimizer, margin_per_pulse, key_rate)
         answers = {f"opt.{name}": value for name, value in optimum.values.items()}
-        answers |= {"opt.converged": optimum.converged.astype(jax.numpy.float64), "opt.initial_key_rate": optimum.initial_key_rate}
+        answers |= {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
         return optimum.params, answers
 
     @property
