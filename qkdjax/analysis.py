@@ -308,3 +308,45 @@ def best_point(cube, variable: str | None = None) -> dict[str, object]:
     index = np.unravel_index(int(np.argmax(np.where(np.isnan(data), -np.inf, data))), data.shape)
     coords = {str(d): _scalar(values[d].values[i]) for d, i in zip(values.dims, index)}
     return {**coords, "value": float(data[index])}
+
+
+def least_trust_design(
+    cube: xr.Dataset, probability: float | None = None, target: float | None = None, dim: Hashable = "design"
+) -> xr.Dataset:
+    """Comparisons of designs (``compare``, a ``dim`` of design names) of key relay: per other point (a demand, a
+    detector), the design that meets the need with the fewest trusted nodes (sites whose staff and security the
+    key depends on), a tie going to the larger key rate.
+
+    The need: the demand met with at least ``probability`` (cubes with a key-supply Monte Carlo), else a key rate
+    of at least ``target`` bit/s. Returns a Dataset over the other points: ``best`` (the design; "none" where no
+    design meets the need), ``trusted_nodes``, ``untrusted_relays`` and ``key_rate`` of its cheapest option, and
+    ``trusted_nodes_needed`` per design (NaN where it never meets the need).
+    """
+    _check_dim(cube, dim)
+    nodes = cube[role_variable(cube, "trusted_nodes")]
+    if with_role(cube, "demand_met") and probability is not None:
+        meets = meets_demand(cube, probability)
+        need = f"the demand met with probability >= {probability:g}"
+    elif target is not None:
+        check_positive("target", target)
+        meets, need = cube[DEFAULT_VARIABLE] >= target, f"a key rate >= {target:g} bit/s"
+    else:
+        raise ValueError("give probability= (cubes with a key-supply Monte Carlo) or target= (bit/s)")
+    options = [d for d in nodes.dims if d != dim and d in cube.indexes and with_role(cube[d], "option")]
+    needed = nodes.where(meets).min(options)  # NaN: never
+    cheapest = meets & (nodes == needed)
+    rate = cube[DEFAULT_VARIABLE].where(cheapest).max(options)
+    # Fewest nodes first; the rate's share of the largest (< 1/2) breaks ties without crossing to another count.
+    score = needed.fillna(np.inf) - 0.5 * (rate / (rate.max(dim) + 1.0)).fillna(0.0)
+    best = score.idxmin(dim).where(np.isfinite(needed).any(dim), "none")
+    chosen = cube[dim] == best  # nowhere where none meets the need: NaN below
+    relays = cube[role_variable(cube, "untrusted_relays")].where(cheapest & chosen).max([*options, dim])
+    return xr.Dataset(
+        {
+            "best": best.assign_attrs(long_name=f"design needing the fewest trusted nodes for {need}"),
+            "trusted_nodes": needed.where(chosen).max(dim).assign_attrs(units="1", long_name="trusted nodes of the best design"),
+            "untrusted_relays": relays.assign_attrs(units="1", long_name="untrusted relays of the best design"),
+            "key_rate": rate.where(chosen).max(dim).assign_attrs(units="bit/s", long_name="key rate of the best design with those nodes"),
+            "trusted_nodes_needed": needed.assign_attrs(units="1", long_name=f"fewest trusted nodes for {need}"),
+        }
+    )

@@ -35,9 +35,11 @@ from qkdjax.config import (
     check_study,
     config_yaml,
     omegaconf_error,
+    parse_compare,
     parse_grid,
     parse_overrides,
     parse_settings,
+    unknown_key_error,
 )
 from qkdjax.io import StoreError, merge_cubes, one_line, open_cube, write_netcdf
 from qkdjax.resources import check_resources
@@ -186,6 +188,11 @@ def run_identity(cfg: DictConfig, grid: Grid) -> str:
 def provenance(cfg: DictConfig, hydra_cfg: DictConfig, grid: Grid) -> dict[str, str]:
     """Global attrs of a cube: version, config, the tables it read, Hydra choices and the command that reruns it
     (shards: all of it)."""
+    return provenance_attrs(cfg, hydra_cfg) | {"tables": measured_tables(grid)}
+
+
+def provenance_attrs(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
+    """``provenance`` without the tables the grid reads."""
     # Unresolved: a range override stays `${linspace:..}` (resolved, 1e8 points made a 100 MB attr).
     task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     overrides = [o for o in task if o.split("=")[0].lstrip("+~") not in SHARD_KEYS]
@@ -199,7 +206,6 @@ def provenance(cfg: DictConfig, hydra_cfg: DictConfig, grid: Grid) -> dict[str, 
         "created": created,
         "history": f"{created}: {rerun}",  # CF: one line per program that made or changed the cube
         "config": config_yaml(cfg),
-        "tables": measured_tables(grid),
         "choices": json.dumps(choices),
         "overrides": json.dumps(overrides),
         "rerun": rerun,
@@ -261,6 +267,8 @@ def use_compile_cache(directory: str | None) -> None:
 
 def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:
     """Validate, run and (optionally) write the study that ``cfg`` describes. Raises ``ConfigError`` first."""
+    if parse_compare(cfg):
+        return execute_designs(cfg, hydra_cfg, write=write)
     grid, settings, make_study = check_run(cfg, hydra_cfg, write=write)
     use_compile_cache(settings.compile_cache_dir)
     if write and settings.output_format == "zarr":
@@ -294,6 +302,39 @@ def _stream(make_study, grid, settings, cfg: DictConfig, hydra_cfg: DictConfig) 
     return open_store(path, allow_incomplete=settings.num_shards > 1, verify=False), path
 
 
+def design_configs(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> dict[str, tuple[DictConfig, DictConfig]]:
+    """The config of every design that ``compare`` names, each composed from the run's overrides and the design's
+    own and checked (``check_run``), before any is computed. Raises ``ConfigError`` naming the design."""
+    settings = parse_settings(cfg)
+    if settings.output_format == "zarr" or settings.num_shards > 1:
+        raise ConfigError("compare merges its designs' cubes in memory: use output.format=netcdf and sweep.num_shards=1")
+    if write:
+        check_output_path(cube_path(settings, hydra_cfg), settings)
+    task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    designs = {}
+    for name, overrides in parse_compare(cfg).items():
+        try:
+            design_cfg, design_hydra = compose_config(*task, *overrides, "~compare")
+            check_run(design_cfg, design_hydra, write=False, here=True)
+        except ConfigError as error:
+            raise ConfigError(f"compare.{name}: {error}") from None
+        designs[name] = design_cfg, design_hydra
+    return designs
+
+
+def execute_designs(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.Dataset, Path | None]:
+    """Run every design of ``compare`` with the same seed (common random numbers) and merge their cubes along a
+    ``design`` dim (``merge_cubes``); write the merged cube as the run's one cube."""
+    designs = design_configs(cfg, hydra_cfg, write=write)
+    cubes = [execute(design_cfg, design_hydra, write=False)[0] for design_cfg, design_hydra in designs.values()]
+    cube = merge_cubes(cubes, designs=list(designs))
+    whole = provenance_attrs(cfg, hydra_cfg)
+    cube.attrs.update({k: v for k, v in whole.items() if k != "config"})  # config: each design's (merge_cubes)
+    if not write:
+        return cube, None
+    return cube, write_netcdf(cube, cube_path(parse_settings(cfg), hydra_cfg))
+
+
 def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
     """The study config and Hydra's own config that ``qkdjax *overrides`` would run with."""
     from hydra import compose, initialize_config_dir
@@ -305,11 +346,23 @@ def compose_config(*overrides: str) -> tuple[DictConfig, DictConfig]:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="qkdjax"):
             cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException, ValueError) as error:  # Hydra's own multi-line messages
-        raise ConfigError(f"cannot compose the config: {one_line(error)}") from None
+        raise _override_error(overrides, error) from None
     hydra_cfg = cfg.hydra
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, hydra_cfg
+
+
+def _override_error(overrides: tuple[str, ...], error: BaseException) -> ConfigError:
+    """Hydra's compose error as one line; an override of a field that the group's chosen type lacks (e.g.
+    ``protocol.block_size`` with ``protocol=tf_sns``) names the type and what it accepts."""
+    found = re.search(r"Could not override '(\w+)\.(\w+)'", str(error))
+    if found and found[1] in parameters.GROUPS:
+        group, key = found.groups()
+        rest = [o for o in overrides if o.split("=")[0].lstrip("+~") != f"{group}.{key}"]
+        cfg, _ = compose_config(*rest)
+        return unknown_key_error(group, key, parameters.group_class(group, cfg[group].get("type")))
+    return ConfigError(f"cannot compose the config: {one_line(error)}")
 
 
 def run(*overrides: str, write: bool = False) -> xr.Dataset:
@@ -352,21 +405,28 @@ def multirun_jobs(overrides: list[str]) -> list[list[str]]:
         raise ConfigError(f"cannot list the multirun's jobs: {one_line(error)}") from None
 
 
-def check_jobs(overrides: list[str], *, multirun: bool) -> None:
+def check_jobs(overrides: list[str], *, multirun: bool) -> bool:
     """Compose and check every job that ``qkdjax [--multirun] overrides`` would run, before any runs (and before
     Hydra makes its folders). Jobs with the same physics groups (the shards of one grid) share one grid check.
-    Jobs a launcher sends to other machines (SLURM) check memory and disk there, before compiling."""
+    Jobs a launcher sends to other machines (SLURM) check memory and disk there, before compiling. Returns whether
+    the run compares designs (``compare``), which runs here, outside Hydra's app."""
     from hydra.types import RunMode
 
     grids: dict[str, Grid] = {}
     for num, job in enumerate(multirun_jobs(overrides) if multirun else [overrides]):
         cfg, hydra_cfg = compose_config(*job)
+        if parse_compare(cfg):
+            if multirun:
+                raise ConfigError("compare runs its designs in one process and merges them: run it without --multirun")
+            design_configs(cfg, hydra_cfg, write=True)
+            return True
         if multirun:  # what the job's cube is called in a multirun
             with open_dict(hydra_cfg):
                 hydra_cfg.mode, hydra_cfg.job.num = RunMode.MULTIRUN, num
         here = OmegaConf.select(hydra_cfg, "launcher._target_") == LOCAL_LAUNCHER
         physics = OmegaConf.to_yaml({group: cfg.get(group) for group in parameters.GROUPS})
         grids[physics] = check_run(cfg, hydra_cfg, write=True, grid=grids.get(physics), here=here)[0]
+    return False
 
 
 def _hydra_arguments(argv: list[str]) -> argparse.Namespace:
@@ -505,8 +565,10 @@ def main(argv: list[str] | None = None) -> None:
     shows = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun
     if not (shows or args.config_path or args.config_dir or args.config_name):
         try:
-            check_jobs(args.overrides, multirun=args.multirun)
-        except ConfigError as error:
+            if check_jobs(args.overrides, multirun=args.multirun):
+                print(execute(*compose_config(*args.overrides), write=True)[1])
+                return None
+        except (ConfigError, StoreError) as error:
             _fail(str(error))
     sys.argv = [sys.argv[0], *argv]
     _hydra_app()

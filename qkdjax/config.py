@@ -116,7 +116,41 @@ class Settings:
 
 
 OUTPUT_FORMATS = ("netcdf", "zarr")
-_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "compile_cache", "optimize", "inverse", "hydra"}
+_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "compile_cache", "optimize", "inverse", "compare", "hydra"}
+DESIGN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+# What every design of one comparison shares: where the cube goes, how it is run, and the random numbers (common
+# random numbers across designs).
+SHARED_BY_DESIGNS = ("compare", "output", "sweep", "seed", "montecarlo", "supply", "compile_cache", "hydra")
+
+
+def parse_compare(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
+    """``compare``: design name -> the overrides that make that design on top of the run's (empty: no comparison).
+
+    The run computes every design with the same seed and merges their cubes along a ``design`` dim. Raises
+    ``ConfigError``.
+    """
+    compare = cfg.get("compare")
+    if compare is None:
+        return {}
+    if not isinstance(compare, DictConfig):
+        raise ConfigError(f"compare = {compare!r} must map design names to lists of overrides, e.g. {{tf: [protocol=tf_sns]}}")
+    designs = {}
+    for name, overrides in compare.items():
+        if not DESIGN_NAME.match(str(name)):
+            raise ConfigError(f"compare: design name {name!r} must be a letter then up to 63 letters, digits, _ or -")
+        if not isinstance(overrides, ListConfig) or not all(isinstance(o, str) for o in overrides):
+            raise ConfigError(f"compare.{name} = {overrides!r} must be a list of overrides (strings such as protocol=tf_sns)")
+        for override in parse_overrides(list(overrides)):
+            key = override.key_or_group
+            if override.is_sweep_override() or re.split(r"[./]", key)[0] in SHARED_BY_DESIGNS:
+                raise ConfigError(
+                    f"compare.{name}: {override.input_line} cannot differ between designs (they share "
+                    f"{', '.join(SHARED_BY_DESIGNS)} and make no multirun); make it an axis of the sweep instead"
+                )
+        designs[str(name)] = tuple(overrides)
+    if len(designs) == 1:
+        raise ConfigError(f"compare names one design ({next(iter(designs))}): a comparison needs two or more")
+    return designs
 
 
 RANGE_EXPRESSION = re.compile(r"^\$\{(linspace|logspace):([^{}]*)\}$")
@@ -311,14 +345,23 @@ def _type_name(cfg: DictConfig, group: str) -> str | None:
     return names[0]
 
 
+def unknown_key_error(group: str, key: str, cls: type) -> ConfigError:
+    """The error for ``group.key``, which ``cls`` (the group's class of this study) has no field for."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    owners = {t: other for t, other in parameters.registry(group).items() if key in {f.name for f in dataclasses.fields(other)}}
+    if owners and all(getattr(other, "finite_key_field", None) == key for other in owners.values()):
+        kind = cls.types[0]
+        return ConfigError(f"{group}.{key}: {group}.type {kind} has no finite-key analysis (asymptotic key only), so it takes no {key}")
+    # e.g. the default sweep's link.distance_km with link=corridor: the sweep was written for another type
+    hint = f"; it belongs to {group}.type {' or '.join(owners)}: is the sweep for that type?" if owners else ""
+    return ConfigError(f"unknown config key '{group}.{key}' ({group} accepts: {', '.join(fields)}{hint})")
+
+
 def _check_keys(cfg: DictConfig, group: str, cls: type) -> None:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in cfg[group]:
         if key not in fields:
-            owners = [t for t, other in parameters.registry(group).items() if key in {f.name for f in dataclasses.fields(other)}]
-            # e.g. the default sweep's link.distance_km with link=corridor: the sweep was written for another type
-            hint = f"; it belongs to {group}.type {' or '.join(owners)}: is the sweep for that type?" if owners else ""
-            raise ConfigError(f"unknown config key '{group}.{key}' ({group} accepts: {', '.join(fields)}{hint})")
+            raise unknown_key_error(group, key, cls)
     for name, f in fields.items():
         if name not in cfg[group] and f.default is dataclasses.MISSING:
             raise ConfigError(f"config key '{group}.{name}' is missing")
@@ -328,7 +371,7 @@ def check_compatible(classes: Mapping[str, type], static: Mapping[str, Any]) -> 
     """The protocol's declared needs hold: its channel arms and the model classes it works with."""
     protocol, link = classes["protocol"], classes["link"]
     kind = static.get("protocol.type") or protocol.types[0]
-    if protocol.arms != link.arms:
+    if link.arms is not None and protocol.arms != link.arms:  # None: the link's hops take the protocol's arms
         fitting = [t for t, c in parameters.registry("link").items() if c.arms == protocol.arms]
         raise ConfigError(
             f"protocol.type {kind} needs a link with {protocol.arms} arm(s), but link.type {static.get('link.type') or link.types[0]} has {link.arms}: "

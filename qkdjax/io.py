@@ -113,7 +113,7 @@ def _shown(signature: tuple | None) -> str:
     return "absent" if signature is None else f"over ({', '.join(signature[0])}) in {signature[1]}"
 
 
-def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
+def merge_cubes(cubes: Sequence[xr.Dataset], designs: Sequence[str] | None = None) -> xr.Dataset:
     """Combine cubes of a multirun (or of grid shards) into one, by coordinates.
 
     Each setting that differs between the cubes becomes a new dim (``detector``, or a dotted config path); the
@@ -121,6 +121,10 @@ def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
     cubes themselves), with the same variables over the same dims in the same units, and coordinates that tile
     the merged grid, each of its points from exactly one cube (so it has no NaN the inputs lacked). Otherwise
     raises ``ValueError`` naming the cube that does not fit.
+
+    ``designs``: one name per cube, the designs of a comparison (``compare``), merged along a new ``design`` dim
+    instead. Designs share their grid; a variable that only some of them define (e.g. the optimised value of one
+    protocol's parameter) is NaN for the others and lists its designs in its ``designs`` attr.
     """
     if len(cubes) < 2:
         raise ValueError(f"merge needs at least two cubes, got {len(cubes)}")
@@ -129,12 +133,16 @@ def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
             raise ValueError(f"{_label(cube, i)} is not a cube of one qkdjax run (merge the cubes it came from)")
     first = _signature(cubes[0])
     for i, cube in enumerate(cubes[1:], 1):
-        if (signature := _signature(cube)) != first:
-            name = next(n for n in sorted(first.keys() | signature.keys()) if first.get(n) != signature.get(n))
+        signature = _signature(cube)
+        shared = first.keys() & signature.keys() if designs else first.keys() | signature.keys()
+        if differing := sorted(n for n in shared if first.get(n) != signature.get(n)):
+            name = differing[0]
             raise ValueError(
                 f"cubes do not form one grid: {name} is {_shown(first.get(name))} in {_label(cubes[0], 0)} "
                 f"but {_shown(signature.get(name))} in {_label(cube, i)}"
             )
+    if designs is not None:
+        return _merge_designs(cubes, list(designs))
     varying = varying_settings(cubes)
     expanded = [c.expand_dims({dim: [values[i]] for dim, values in varying.items()}) for i, c in enumerate(cubes)]
     try:
@@ -160,5 +168,27 @@ def merge_cubes(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
         merged_dims=json.dumps(list(varying)),
         created=created,
         history="\n".join([*histories, f"{created}: qkdjax merge of {len(cubes)} cubes along {', '.join(varying) or 'their grids'}"]),
+    )
+    return merged
+
+
+def _merge_designs(cubes: Sequence[xr.Dataset], designs: list[str]) -> xr.Dataset:
+    """``cubes`` of one grid, one per design, along a new ``design`` dim (``merge_cubes``)."""
+    if len(set(designs)) != len(cubes):
+        raise ValueError(f"designs {designs} must be {len(cubes)} distinct names, one per cube")
+    for design, cube in zip(designs[1:], cubes[1:]):
+        if cube.sizes != cubes[0].sizes or not all(cube.indexes[dim].equals(index) for dim, index in cubes[0].indexes.items()):
+            raise ValueError(f"the designs do not share one grid: {design}'s cube has other coordinates than {designs[0]}'s")
+    merged = xr.concat(cubes, dim="design", data_vars="all", coords="minimal", join="exact", combine_attrs="drop_conflicts")
+    merged = merged.assign_coords(design=("design", designs, {"long_name": "design compared (compare)"}))
+    for name in merged.data_vars:
+        holders = [design for design, cube in zip(designs, cubes) if name in cube]
+        if len(holders) < len(designs):
+            merged[name].attrs["designs"] = " ".join(holders)  # NaN for the other designs
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    merged.attrs.update(
+        config="---\n".join(c.attrs["config"] for c in cubes),
+        design_overrides=json.dumps({design: json.loads(c.attrs["overrides"]) for design, c in zip(designs, cubes)}),
+        created=created,
     )
     return merged

@@ -176,13 +176,14 @@ class Params:
 
 
 class Link(Params):
-    """A channel. ``arms``: 1 (Alice to Bob) or 2 (Alice and Bob to a middle station); ``transmittance()`` is a
-    scalar for one arm and ``[Alice's arm, Bob's arm]`` for two. ``background_count_prob`` is the noise hook of
-    the receiver (Bob, or the middle station): the probability of a noise click per detector per gate that the
-    channel adds (background light, Raman photons of classical traffic)."""
+    """A channel. ``arms``: 1 (Alice to Bob), 2 (Alice and Bob to a middle station) or None (a chain whose hops
+    take the protocol's arms); ``transmittance()`` is a scalar for one arm and ``[Alice's arm, Bob's arm]`` for
+    two. ``background_count_prob`` is the noise hook of the receiver (Bob, or the middle station): the
+    probability of a noise click per detector per gate that the channel adds (background light, Raman photons of
+    classical traffic)."""
 
     group = "link"
-    arms: ClassVar[int] = 1
+    arms: ClassVar[int | None] = 1
     default_type: ClassVar[str] = "fibre"
     point_outputs: ClassVar[Mapping[str, Any]] = {}  # cube variables of the link itself (``point_metrics``)
 

@@ -185,6 +185,32 @@ def availability_answers(cube: xr.Dataset, probability: float) -> Iterator[str]:
         yield markdown_table(analysis.largest_demand_met(cube, probability))
 
 
+def design_answers(cube: xr.Dataset, target: float, probability: float) -> Iterator[str]:
+    """Comparisons of key-relay designs (``compare``): per demand and detector, the design meeting it with the
+    fewest trusted nodes (``qkdjax.analysis.least_trust_design``), and what each design trusts."""
+    if "design" not in categorical_dims(cube) or not role_variables(cube, "trusted_nodes"):
+        return
+    choice = analysis.least_trust_design(cube, probability=probability, target=target)
+    yield f"\n### Which design: the {choice.best.attrs['long_name']}\n"
+    yield (
+        "Trusted nodes are sites whose staff and security the key depends on; an untrusted relay (the middle station "
+        "of twin-field or MDI QKD) can be run by anyone and learns nothing. A tie in trusted nodes goes to the higher "
+        "key rate.\n"
+    )
+    best = choice.best.values.ravel()
+    for design in cube.design.values:
+        share = np.mean(best == design)
+        if share:
+            yield f"- **{design}** is the answer at {share:.0%} of the points."
+    if (best == "none").any():
+        yield f"- No design meets it at {np.mean(best == 'none'):.0%} of the points."
+    yield ""
+    shown = choice.key_rate.assign_coords(best=choice.best, trusted_nodes=choice.trusted_nodes, untrusted_relays=choice.untrusted_relays)
+    yield markdown_table(shown.rename("key_rate"), max_rows=4 * MAX_ROWS)
+    yield "\nFewest trusted nodes each design needs (n/a: none on the grid suffices):\n"
+    yield markdown_table(choice.trusted_nodes_needed.rename("trusted_nodes_needed"), max_rows=4 * MAX_ROWS)
+
+
 def interval_text(cube: xr.Dataset, name: Hashable) -> xr.DataArray:
     """Monte Carlo estimate ``name`` as text with its 95 % interval, ``value [low, high]``: the Wilson interval
     ``name_ci_low``, ``name_ci_high`` of a probability, ``value -+ 1.96 name_stderr`` of a mean."""
@@ -313,7 +339,7 @@ def summary_lines(cube: xr.Dataset, target: float, probability: float) -> list[s
     """The headline answers of the report, as Markdown lines."""
     lines = ["", "## Headline answers", "", f"Key-rate target: {target:g} bit/s; demand probability: {probability:g}.", ""]
     for answers in (
-        best_design(cube), plob_answers(cube), optimum_answers(cube), reach_answers(cube, target), required_answers(cube, target),
+        design_answers(cube, target, probability), best_design(cube), plob_answers(cube), optimum_answers(cube), reach_answers(cube, target), required_answers(cube, target),
         option_answers(cube), bottleneck_answers(cube), availability_answers(cube, probability), estimate_answers(cube),
     ):  # fmt: skip
         lines.extend(answers)

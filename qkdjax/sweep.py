@@ -39,7 +39,8 @@ class Output(typing.NamedTuple):
     or link: ``rate`` (the key rate, bit/s), ``rate_per_pulse``, ``bound`` (the repeaterless bound per channel
     use), ``supply`` (key per year), ``per_pass`` (key per satellite pass), ``demand_met`` (probability that a
     demand is met), ``loss_term``/``loss_total`` (a loss budget's terms and total), ``bottleneck``/
-    ``bottleneck_loss`` (the hop limiting a chain and its loss)."""
+    ``bottleneck_loss`` (the hop limiting a chain and its loss), ``trusted_nodes``/``untrusted_relays`` (what a
+    chain's key depends on)."""
 
     units: str
     long_name: str

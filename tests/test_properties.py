@@ -225,6 +225,8 @@ MODELS = {
         (("link.type", "satellite_downlink"), ("link.elevation_deg", None), ("protocol.decoy", "vacuum_weak"), *ASYMPTOTIC),
         SATELLITE, "link.intrinsic_loss_db", PASS_POINTS),
     "trusted-node corridor": ((("link.type", "corridor"), ("protocol.decoy", "infinite"), *ASYMPTOTIC), CORRIDOR, "link.extra_loss_db", POINTS),
+    "SNS twin-field corridor (a relay in every hop)": (
+        (("link.type", "corridor"), ("protocol.type", "tf_sns"), ("protocol.decoy", "vacuum_weak")), CORRIDOR, "link.extra_loss_db", POINTS),
     **{
         f"MDI over midpoint fibre, decoy {decoy}, misalignment {model}": (
             (("link.type", "midpoint_fibre"), ("protocol.type", "mdi_decoy"), ("protocol.decoy", decoy),

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import reference
+from conftest import reference, refused
 from scipy.integrate import quad
 from scipy.special import i0
 
@@ -105,6 +105,13 @@ def test_the_symmetric_protocol_refuses_asymmetric_links_and_unordered_decoys():
         qkdjax.run("sweep=tf_sns_2018", "link.relay_fraction=0.3")
     with pytest.raises(ConfigError, match="protocol.mu_x_weak < protocol.mu_x_decoy"):
         qkdjax.run("sweep=tf_sns_2018", "protocol.mu_x_weak=0.5")
+
+
+def test_a_finite_block_is_refused_with_the_reason(capsys):
+    line = refused(capsys, "sweep=tf_sns_2018", "protocol.block_size=1e10")
+    assert line.endswith(
+        "protocol.block_size: protocol.type tf_sns has no finite-key analysis (asymptotic key only), so it takes no block_size"
+    )
 
 
 def test_the_optimiser_finds_the_reach_of_a_dense_grid_search():

@@ -1,18 +1,37 @@
 """Trusted-node chains: fibre hops in series joined at trusted nodes (key relay), with the reliability and
-key-supply figures of ``qkdjax.network.availability``."""
+key-supply figures of ``qkdjax.network.availability``.
+
+A hop is a QKD link of the study's protocol: one fibre span for a point-to-point protocol (BB84), or, for a
+middle-station protocol (``protocol.arms == 2``: MDI, twin-field), the same span with an untrusted relay in its
+middle. So a twin-field corridor with no trusted node is one span through one untrusted relay.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
-from qkdjax.links.fibre import FibreLink
+from qkdjax.links.fibre import FibreLink, MidpointFibre
 from qkdjax.parameters import MTBF, NON_NEGATIVE, POSITIVE, Link, Range, number
 
 MAX_TRUSTED_NODES = 8  # corridors are simulated with this many node slots, the unused ones masked out
 MAX_PATHS = 3  # disjoint parallel paths between the two user sites
+
+
+def hop_span(distance_km, attenuation_db_per_km, extra_loss_db, arms: int) -> FibreLink | MidpointFibre:
+    """One hop's link: a fibre span (``arms == 1``), or the span to and from an untrusted relay in its middle
+    (``arms == 2``), each arm with half the hop's lumped extra loss (symmetric, as twin-field QKD needs)."""
+    if arms == 1:
+        return FibreLink(distance_km=distance_km, attenuation_db_per_km=attenuation_db_per_km, extra_loss_db=extra_loss_db)
+    return MidpointFibre(
+        distance_km=distance_km,
+        relay_fraction=0.5,
+        attenuation_db_per_km=attenuation_db_per_km,
+        alice_extra_loss_db=extra_loss_db / 2.0,
+        bob_extra_loss_db=extra_loss_db / 2.0,
+    )
 
 
 def hops_field(long_name: str) -> Any:
@@ -21,7 +40,10 @@ def hops_field(long_name: str) -> Any:
 
 
 class KeySupply(Link):
-    """Reliability of hops and trusted nodes, key buffers and the application's demand (qkdjax.network)."""
+    """Reliability of hops and trusted nodes, key buffers and the application's demand (qkdjax.network). A hop's
+    reliability covers its devices, its untrusted relay included."""
+
+    arms: ClassVar[int | None] = None  # any: each hop is a link of the protocol's arms (``hop_span``)
 
     paths: Any = number("1", "disjoint parallel paths between the user sites", Range(1.0, MAX_PATHS, integer=True), role="option")
     hop_mtbf_h: Any = number("h", "mean time between failures of a hop", MTBF)
@@ -46,17 +68,14 @@ class TrustedNodeChain(KeySupply):
     types = ("trusted_node",)
     hops: Any = hops_field("hops of the chain")
 
-    def hop_slots(self, hop_key_rate):
-        """``hop_key_rate(hop_link, overrides)`` of every hop [H], and which slots hold a hop (all)."""
+    def hop_slots(self, hop_key_rate, arms: int):
+        """``hop_key_rate(hop_link, overrides)`` of every hop [H] (``arms``: the protocol's), and which slots hold
+        a hop (all)."""
         per_hop = []
         for pairs in self.hops:
             values = dict(pairs)
-            hop_link = FibreLink(
-                distance_km=values["link.distance_km"],
-                attenuation_db_per_km=values["link.attenuation_db_per_km"],
-                extra_loss_db=values["link.extra_loss_db"],
-            )
-            per_hop.append(hop_key_rate(hop_link, pairs))
+            fibre = (values[f"link.{name}"] for name in ("distance_km", "attenuation_db_per_km", "extra_loss_db"))
+            per_hop.append(hop_key_rate(hop_span(*fibre, arms), pairs))
         return {k: jnp.stack([h[k] for h in per_hop]) for k in per_hop[0]}, jnp.ones(len(per_hop), bool)
 
 
@@ -69,12 +88,10 @@ class Corridor(KeySupply):
     attenuation_db_per_km: Any = number("dB/km", "fibre attenuation", NON_NEGATIVE)
     extra_loss_db: Any = number("dB", "extra lumped loss per hop", NON_NEGATIVE)
 
-    def hop_slots(self, hop_key_rate):
-        """The equal hops' ``hop_key_rate`` in every node slot [MAX_TRUSTED_NODES + 1], and which slots hold a hop."""
+    def hop_slots(self, hop_key_rate, arms: int):
+        """The equal hops' ``hop_key_rate`` in every node slot [MAX_TRUSTED_NODES + 1] (``arms``: the protocol's),
+        and which slots hold a hop."""
         hops = self.trusted_nodes + 1.0
-        hop_link = FibreLink(
-            distance_km=self.total_length_km / hops, attenuation_db_per_km=self.attenuation_db_per_km, extra_loss_db=self.extra_loss_db
-        )
-        one = hop_key_rate(hop_link, ())
+        one = hop_key_rate(hop_span(self.total_length_km / hops, self.attenuation_db_per_km, self.extra_loss_db, arms), ())
         slots = MAX_TRUSTED_NODES + 1
         return {k: jnp.full(slots, v) for k, v in one.items()}, jnp.arange(slots) < hops

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import jax.numpy as jnp
 
 from qkdjax.parameters import NON_NEGATIVE, Link, Quantity, Range, number
-from qkdjax.physics.fibre import fibre_transmittance
+from qkdjax.physics.fibre import fibre_transmittance, loss_db
 
 REACH = Quantity("max", False, "largest fibre length reaching the target key rate (reach)")
 
@@ -29,6 +29,9 @@ class FibreLink(Link):
     def transmittance(self):
         return fibre_transmittance(self.distance_km, self.attenuation_db_per_km, self.extra_loss_db)
 
+    def loss_db(self):
+        return loss_db(self.distance_km, self.attenuation_db_per_km, self.extra_loss_db)
+
 
 class MidpointFibre(Link):
     """Two fibre spans from Alice and from Bob to a middle station (Charlie) at ``relay_fraction`` of the way.
@@ -49,3 +52,7 @@ class MidpointFibre(Link):
         alice = fibre_transmittance(self.distance_km * self.relay_fraction, self.attenuation_db_per_km, self.alice_extra_loss_db)
         bob = fibre_transmittance(self.distance_km * (1.0 - self.relay_fraction), self.attenuation_db_per_km, self.bob_extra_loss_db)
         return jnp.stack([alice, bob])
+
+    def loss_db(self):
+        """Loss of the whole Alice-Bob channel (both arms)."""
+        return loss_db(self.distance_km, self.attenuation_db_per_km, self.alice_extra_loss_db + self.bob_extra_loss_db)

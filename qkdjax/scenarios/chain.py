@@ -1,5 +1,6 @@
-"""Trusted-node chains: key rate of every hop (a point study of the protocol over each fibre hop), the end-to-end
-rate of key relay, and the key supply's availability over simulated years (``qkdjax.network.availability``)."""
+"""Trusted-node chains: key rate of every hop (a point study of the protocol over each hop, optimised per hop with
+the optimiser), the end-to-end rate of key relay, and the key supply's availability over simulated years
+(``qkdjax.network.availability``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from collections.abc import Mapping
 
 import jax.numpy as jnp
 
+from qkdjax import optimize
 from qkdjax.links.chain import MAX_PATHS, MAX_TRUSTED_NODES
 from qkdjax.montecarlo.estimates import probability_outputs, stderr_output
 from qkdjax.network import availability
 from qkdjax.parameters import replace_values
-from qkdjax.physics.fibre import loss_db as fibre_loss_db
 from qkdjax.study import Study
 from qkdjax.sweep import Output
 
@@ -19,7 +20,10 @@ CHAIN_OUTPUTS: Mapping[str, Output] = {
     "key_rate": Output("bit/s", "end-to-end secret key rate (key relay: the slowest hop)", role="rate"),
     "bottleneck_hop": Output("1", "index of the slowest hop (0: the first)", role="bottleneck"),
     "bottleneck_loss_db": Output("dB", "channel loss of the slowest hop", role="bottleneck_loss"),
-    "trusted_nodes": Output("1", "trusted nodes on each path"),
+    "trusted_nodes": Output("1", "trusted nodes on each path", role="trusted_nodes"),
+    "untrusted_relays": Output(
+        "1", "untrusted relays on each path (one in every hop of a middle-station protocol)", role="untrusted_relays"
+    ),
 }
 SUPPLY_OUTPUTS: Mapping[str, Output] = {
     "availability": Output("1", "fraction of time a relay path is up (mean over trials)"),
@@ -36,18 +40,33 @@ SUPPLY_OUTPUTS: Mapping[str, Output] = {
 }
 
 
-def hop_key_rate(p, hop_link, overrides=()) -> dict:
+def _margin(p):
+    return p.protocol.margin_per_pulse(p)
+
+
+def _key_rate(p):
+    return p.protocol.key_rate(p)
+
+
+def hop_key_rate(p, hop_link, overrides=(), optimizer: optimize.Optimizer | None = None) -> dict:
     """Secret key rate (bit/s) and channel loss of one hop: the study's detector, source and protocol over
-    ``hop_link``, with the hop's own ``(group.field, value)`` overrides."""
+    ``hop_link``, with the hop's own ``(group.field, value)`` overrides; with an ``optimizer``, at the hop's
+    optimal protocol parameters (each hop is its own pair of QKD devices) and the ``opt.*`` answers."""
     hop = replace_values(p._replace(link=hop_link), {k: v for k, v in overrides if k.split(".")[0] != "link"})
-    rate = hop.protocol.key_rate(hop)
-    loss_db = fibre_loss_db(hop_link.distance_km, hop_link.attenuation_db_per_km, hop_link.extra_loss_db)
-    return {"key_rate": rate, "loss_db": loss_db}
+    loss_db = hop_link.loss_db()
+    if optimizer is None:
+        return {"key_rate": hop.protocol.key_rate(hop), "loss_db": loss_db}
+    optimum = optimize.optimise(hop, optimizer, _margin, _key_rate)
+    answers = {f"opt.{name}": value for name, value in optimum.values.items()}
+    answers |= {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
+    return {"key_rate": optimum.key_rate, "loss_db": loss_db, **answers}
 
 
-def chain_metrics(p) -> tuple[dict, tuple]:
-    """End-to-end key rate of a trusted-node chain: key relay delivers what its slowest hop makes."""
-    hops, mask = p.link.hop_slots(lambda hop_link, overrides: hop_key_rate(p, hop_link, overrides))
+def chain_metrics(p, optimizer: optimize.Optimizer | None = None) -> tuple[dict, tuple]:
+    """End-to-end key rate of a trusted-node chain: key relay delivers what its slowest hop makes (the ``opt.*``
+    answers are the slowest hop's)."""
+    arms = p.protocol.arms
+    hops, mask = p.link.hop_slots(lambda hop_link, overrides: hop_key_rate(p, hop_link, overrides, optimizer), arms)
     rates = jnp.where(mask, hops["key_rate"], jnp.inf)
     slowest = jnp.argmin(rates)
     metrics = {
@@ -55,7 +74,9 @@ def chain_metrics(p) -> tuple[dict, tuple]:
         "bottleneck_hop": slowest.astype(jnp.float64),
         "bottleneck_loss_db": hops["loss_db"][slowest],
         "trusted_nodes": jnp.sum(mask) - 1.0,
+        "untrusted_relays": jnp.sum(mask) * (arms - 1.0),
     }
+    metrics |= {name: values[slowest] for name, values in hops.items() if name.startswith("opt.")}
     return metrics, (hops["key_rate"], mask)
 
 
@@ -91,11 +112,12 @@ class ChainStudy(Study):
 
     @classmethod
     def check(cls, static, classes, settings):
-        cls.refuse_point_settings(settings, "trusted-node chains")
+        cls.refuse_point_settings(settings, "trusted-node chains", optimises=True)
 
     @property
     def outputs(self):
-        return {**CHAIN_OUTPUTS, **(SUPPLY_OUTPUTS if self.trials else {})}
+        optimised = {name: output._replace(long_name=f"{output.long_name} (slowest hop)") for name, output in self.optimize_outputs.items()}
+        return {**CHAIN_OUTPUTS, **optimised, **(SUPPLY_OUTPUTS if self.trials else {})}
 
     @property
     def evaluations_per_point(self) -> int:
@@ -103,7 +125,7 @@ class ChainStudy(Study):
 
     def __call__(self, values, key):
         p = self.params(values)
-        metrics, hops = chain_metrics(p)
+        metrics, hops = chain_metrics(p, self.optimizer)
         if self.trials:
             metrics |= supply_metrics(p, key, self.trials, self.supply_horizon_h, self.supply_steps, hops)
         return metrics
