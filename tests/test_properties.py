@@ -234,6 +234,13 @@ MODELS = {
         for decoy in ("infinite", "vacuum_weak") for model in ("effective", "rotation")
     },
     **{
+        f"BBM92 over midpoint fibre, {statistics} pairs, {key}": (
+            (("link.type", "midpoint_fibre"), ("protocol.type", "bbm92"), ("source.type", "spdc"), ("source.statistics", statistics),
+             ("protocol.bob_efficiency", None), ("protocol.bob_dark_count_prob", None), *blocks),
+            MIDPOINT, ("link.alice_extra_loss_db", "link.bob_extra_loss_db"), POINTS)
+        for statistics in ("thermal", "poisson") for key, blocks in (("asymptotic", (("protocol.block_size", None),)), ("finite key", ()))
+    },
+    **{
         f"SNS twin-field over midpoint fibre, decoy {decoy}": (
             (("link.type", "midpoint_fibre"), ("protocol.type", "tf_sns"), ("protocol.decoy", decoy)),
             SYMMETRIC_MIDPOINT, ("link.alice_extra_loss_db", "link.bob_extra_loss_db"), POINTS)
@@ -249,8 +256,10 @@ def draws(name: str):
     values = {**hardware(rng, n), **link(rng, n)}  # the static choices override what they fix (block_size None)
     for path, value in {**working_hardware(rng, n), **working_link(rng, n)}.items():  # the first half gives key
         values[path][: n // 2] = value[: n // 2]
-    if dict(choices).get("protocol.type") in ("mdi_decoy", "tf_sns"):
+    if dict(choices).get("protocol.type") in ("mdi_decoy", "tf_sns", "bbm92"):
         values |= {path: np.full(n, value) for path, value in RELAY.items()}
+    if dict(choices).get("protocol.type") == "bbm92":
+        values["source.mean_pairs"] = np.concatenate([log_uniform(rng, 1e-3, 0.3, n // 2), log_uniform(rng, 1e-4, 10.0, n - n // 2)])
     if dict(choices).get("protocol.type") == "tf_sns":
         values |= sns_protocol(rng, n)
         values["detector.misalignment"] = np.minimum(values["detector.misalignment"], 0.45)
