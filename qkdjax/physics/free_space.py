@@ -60,6 +60,20 @@ def orbital_rate_rad_per_s(altitude_km):
     return jnp.sqrt(EARTH_GM_KM3_PER_S2 / (EARTH_RADIUS_KM + altitude_km) ** 3)
 
 
+def _half_pass_s(closest, edge, omega):
+    """Half the time above the edge of a pass: ``cos(omega T) = cos psi_edge / cos psi0``, in half-angle sines
+    (``closest``, ``edge``: ``sin^2(psi/2)`` at closest approach and at the edge)."""
+    sin2_half_sweep = jnp.clip((edge - closest) / (1.0 - 2.0 * closest), 0.0, 1.0)
+    return 2.0 * jnp.arcsin(jnp.sqrt(sin2_half_sweep)) / omega
+
+
+def _elevation_along(closest, along, altitude_km):
+    """Elevation where ``cos psi = cos psi0 cos(omega t)``: ``1 - cos psi0 cos(omega t) = 2 sin^2(psi/2)`` in
+    half-angle sines (``along = sin^2(omega t / 2)``)."""
+    psi = 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(closest + along - 2.0 * closest * along, 0.0, 1.0)))
+    return elevation_deg_from_central_angle(psi, altitude_km)
+
+
 def pass_elevations_deg(max_elevation_deg, min_elevation_deg, altitude_km, n_steps: int):
     """Elevation during one pass, sampled at the midpoints of ``n_steps`` equal time steps.
 
@@ -76,15 +90,30 @@ def pass_elevations_deg(max_elevation_deg, min_elevation_deg, altitude_km, n_ste
     omega = orbital_rate_rad_per_s(altitude_km)
     closest = jnp.sin(central_angle_rad(max_elevation_deg, altitude_km) / 2.0) ** 2
     edge = jnp.sin(central_angle_rad(min_elevation_deg, altitude_km) / 2.0) ** 2
-    # cos(omega T) = cos psi_edge / cos psi0  <=>  sin^2(omega T / 2) = (sin^2(psi_edge/2) - sin^2(psi0/2)) / cos psi0
-    sin2_half_sweep = jnp.clip((edge - closest) / (1.0 - 2.0 * closest), 0.0, 1.0)
-    half_s = 2.0 * jnp.arcsin(jnp.sqrt(sin2_half_sweep)) / omega
+    half_s = _half_pass_s(closest, edge, omega)
+    step_s = 2.0 * half_s / n_steps
+    time_s = -half_s + (jnp.arange(n_steps) + 0.5) * step_s
+    return time_s, _elevation_along(closest, jnp.sin(omega * time_s / 2.0) ** 2, altitude_km), step_s
+
+
+def common_pass_elevations_deg(separation_km, crossing_offset_km, min_elevation_deg, altitude_km, n_steps: int):
+    """Both stations' elevations while both see the satellite above ``min_elevation_deg``, at the midpoints of
+    ``n_steps`` equal time steps: ``(time_s, [elevation at Alice, at Bob] [2, n_steps], step_s)``.
+
+    The ground track crosses the stations' baseline (a great circle, ``separation_km`` long) at right angles,
+    ``crossing_offset_km`` from its midpoint towards Bob, so both stations are closest to the satellite at the same
+    time, at central angles ``(separation / 2 +- offset) / R``, and each follows :func:`pass_elevations_deg`'s
+    ``cos psi(t) = cos psi0 cos(omega t)``. The common window is the shorter station's pass (empty: ``step_s = 0``).
+    """
+    omega = orbital_rate_rad_per_s(altitude_km)
+    psi0 = jnp.stack([separation_km / 2.0 + crossing_offset_km, separation_km / 2.0 - crossing_offset_km]) / EARTH_RADIUS_KM
+    closest = jnp.sin(jnp.abs(psi0) / 2.0) ** 2
+    edge = jnp.sin(central_angle_rad(min_elevation_deg, altitude_km) / 2.0) ** 2
+    half_s = jnp.min(_half_pass_s(closest, edge, omega))
     step_s = 2.0 * half_s / n_steps
     time_s = -half_s + (jnp.arange(n_steps) + 0.5) * step_s
     along = jnp.sin(omega * time_s / 2.0) ** 2
-    # 1 - cos psi0 cos(omega t) = 2 sin^2(psi/2), in half-angle sines
-    psi = 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(closest + along - 2.0 * closest * along, 0.0, 1.0)))
-    return time_s, elevation_deg_from_central_angle(psi, altitude_km), step_s
+    return time_s, _elevation_along(closest[:, None], along[None, :], altitude_km), step_s
 
 
 # ---------------------------------------------------------------------------------------------------------------
