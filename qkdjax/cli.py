@@ -8,6 +8,7 @@ the group ``sweep``, so ``sweep=NAME`` works from any directory), validates it, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -361,7 +362,10 @@ def _override_error(overrides: tuple[str, ...], error: BaseException) -> ConfigE
         group, key = found.groups()
         rest = [o for o in overrides if o.split("=")[0].lstrip("+~") != f"{group}.{key}"]
         cfg, _ = compose_config(*rest)
-        return unknown_key_error(group, key, parameters.group_class(group, cfg[group].get("type")))
+        cls = parameters.group_class(group, cfg[group].get("type"))
+        if key in {f.name for f in dataclasses.fields(cls)}:  # a field the group's YAML leaves at its default
+            return ConfigError(f"{group}.{key} is not in the {group} config file: set it with +{group}.{key}=VALUE")
+        return unknown_key_error(group, key, cls)
     return ConfigError(f"cannot compose the config: {one_line(error)}")
 
 

@@ -148,11 +148,14 @@ def option_answers(cube: xr.Dataset) -> Iterator[str]:
     for dim in categorical_dims(cube):
         if "key_rate" not in cube:
             return
-        result = analysis.compare_options(cube, dim)
+        present = [o for o in cube[dim].values if np.isfinite(cube.key_rate.sel({dim: o}).values).any()]
+        if len(present) < 2:  # e.g. designs of which only one has a key rate (the others: a key supply)
+            continue
+        result = analysis.compare_options(cube.sel({dim: present}), dim)
         yield f"\n### Best {dim} (highest key rate)\n"
         best = result.best.values.ravel()
         advantage = result.advantage.values.ravel()
-        for option in cube[dim].values:
+        for option in present:
             mine = advantage[(best == option) & np.isfinite(advantage)]
             share = np.mean(best == option)
             factor = f", median advantage x{np.median(mine):.3g} over the runner-up" if mine.size else ""
@@ -190,6 +193,10 @@ def design_answers(cube: xr.Dataset, target: float, probability: float) -> Itera
     fewest trusted nodes (``qkdjax.analysis.least_trust_design``), and what each design trusts."""
     if "design" not in categorical_dims(cube) or not role_variables(cube, "trusted_nodes"):
         return
+    supply = role_variables(cube, "supply")
+    if supply and not role_variables(cube, "demand_met"):
+        yield from supply_design_answers(cube, supply[0])
+        return
     choice = analysis.least_trust_design(cube, probability=probability, target=target)
     yield f"\n### Which design: the {choice.best.attrs['long_name']}\n"
     yield (
@@ -209,6 +216,31 @@ def design_answers(cube: xr.Dataset, target: float, probability: float) -> Itera
     yield markdown_table(shown.rename("key_rate"), max_rows=4 * MAX_ROWS)
     yield "\nFewest trusted nodes each design needs (n/a: none on the grid suffices):\n"
     yield markdown_table(choice.trusted_nodes_needed.rename("trusted_nodes_needed"), max_rows=4 * MAX_ROWS)
+
+
+def supply_design_answers(cube: xr.Dataset, supply: Hashable) -> Iterator[str]:
+    """Designs compared by their key supply (satellites: key per year), with what each trusts."""
+    units = units_of(cube[supply].attrs, "")
+    result = analysis.compare_options(cube, "design", variable=supply)
+    best = result.best.values.ravel()
+    yield f"\n### Which design gives more key: {supply} [{units}], and what each trusts\n"
+    nodes, relays = role_variables(cube, "trusted_nodes")[0], role_variables(cube, "untrusted_relays")
+    for design in cube.design.values:
+        one = cube.sel(design=design)
+        trusted = int(np.nanmax(one[nodes].values))
+        untrusted = int(np.nanmax(one[relays[0]].values)) if relays else 0
+        share = np.mean(best == design)
+        values = one[supply].values
+        yield (
+            f"- **{design}**: {_format(np.nanmin(values))} - {_format(np.nanmax(values))} {units}, trusting {trusted} node(s)"
+            f" ({untrusted} untrusted); the most key at {share:.0%} of the points."
+        )
+    advantage = result.advantage.values.ravel()
+    finite = advantage[np.isfinite(advantage)]
+    if finite.size:
+        yield f"- The better design gives x{np.median(finite):.3g} (median over the points) the other's key."
+    yield ""
+    yield markdown_table(cube[supply].assign_coords({str(nodes): cube[nodes]}), max_rows=4 * MAX_ROWS)
 
 
 def interval_text(cube: xr.Dataset, name: Hashable) -> xr.DataArray:

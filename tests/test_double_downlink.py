@@ -1,6 +1,8 @@
 """The satellite double downlink (link=satellite_double_downlink): the common pass of two stations against vector
 geometry, each arm as the single downlink, and the Micius 2020 comparison."""
 
+import json
+
 import numpy as np
 import pytest
 from conftest import reference
@@ -8,6 +10,7 @@ from conftest import reference
 import qkdjax
 from qkdjax.config import ConfigError
 from qkdjax.physics import free_space
+from qkdjax.report import write_report
 
 YIN_2020 = reference("entanglement")["experiment_yin_2020"]
 
@@ -88,3 +91,34 @@ def test_an_off_centre_track_shortens_the_common_window(micius):
     duration = micius.pass_duration_s.squeeze()
     assert float(duration.sel({"link.crossing_offset_km": 200.0})) < float(duration.sel({"link.crossing_offset_km": 0.0}))
     assert YIN_2020["trusted_relay"] is False and np.all(micius.trusted_nodes == 0)
+
+
+@pytest.fixture(scope="module")
+def trust():
+    return qkdjax.run("sweep=satellite_trust")
+
+
+def test_a_trusted_satellite_relays_the_smaller_station_supply(trust):
+    relay = trust.sel(design="trusted_satellite")
+    np.testing.assert_array_equal(relay.key_per_year, np.minimum(relay.alice_key_per_year, relay.bob_key_per_year))
+    overrides = json.loads(trust.attrs["design_overrides"])["trusted_satellite"]
+    station = qkdjax.run(
+        *[o for o in overrides if not o.startswith(("link=", "link.max_elevation_deg"))], "link=satellite_downlink", "link.elevation_deg=null",
+        "link.max_elevation_deg=60", "link.station_latitude_deg=37.4", "link.detection_window_ns=0.5", "link.inclination_deg=97.4",
+    )  # fmt: skip
+    np.testing.assert_allclose(relay.alice_key_per_year, station.key_per_year.squeeze(), rtol=1e-12)
+
+
+def test_the_report_says_which_satellite_design_gives_more_key_and_what_it_trusts(trust, tmp_path):
+    assert float(trust.trusted_nodes.sel(design="trusted_satellite").max()) == 1
+    assert float(trust.trusted_nodes.sel(design="entanglement").max()) == 0
+    assert np.all(trust.key_per_year.sel(design="trusted_satellite") > trust.key_per_year.sel(design="entanglement"))
+    summary = write_report(trust, tmp_path).read_text()
+    assert "### Which design gives more key: key_per_year" in summary
+    assert "- **trusted_satellite**:" in summary and "trusting 1 node(s) (0 untrusted); the most key at 100% of the points" in summary
+    assert "- **entanglement**:" in summary and "trusting 0 node(s) (1 untrusted)" in summary
+
+
+def test_a_trusted_relay_refuses_monte_carlo_trials():
+    with pytest.raises(ConfigError, match="a trusted relay reports expected key supplies"):
+        qkdjax.run("sweep=satellite_trust", "montecarlo.trials=10")

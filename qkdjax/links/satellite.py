@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -198,3 +199,36 @@ class SatelliteDoubleDownlink(SatelliteOptics):
     def point_metrics(self):
         alice, bob = self.arm_loss_db(jnp.stack([self.alice_elevation_deg, self.bob_elevation_deg]))
         return {"alice_total_loss_db": alice, "bob_total_loss_db": bob, "two_photon_loss_db": alice + bob}
+
+
+class SatelliteTrustedRelay(SatelliteOptics):
+    """A trusted satellite relaying key between two ground stations: it runs a downlink QKD pass with each station
+    on its own passes (``SatelliteLink`` with that station's latitude), keeps both keys and announces their XOR, so
+    the stations share the smaller of the two key supplies and trust the satellite with all of it."""
+
+    types = ("satellite_trusted_relay",)
+    max_elevation_deg: Any = number("degree", "maximum elevation of the pass whose key per pass is reported", ANGLE, role="elevation")
+    alice_latitude_deg: Any = number("degree", "Alice's station latitude", Range(-80.0, 80.0))
+    bob_latitude_deg: Any = number("degree", "Bob's station latitude", Range(-80.0, 80.0))
+    inclination_deg: Any = number("degree", "orbit inclination", Range(0.0, 180.0))
+
+    constraints = (
+        *SatelliteOptics.constraints,
+        Constraint(
+            "link.min_elevation_deg < link.max_elevation_deg",
+            ("min_elevation_deg", "max_elevation_deg"),
+            lambda low, high: low < high,
+        ),
+    )
+
+    @classmethod
+    def scenario(cls, static):
+        return "relay_pass"
+
+    def station_downlink(self, latitude_deg) -> SatelliteLink:
+        """The downlink to one station: this link's optics and orbit at the station's latitude, over whole passes."""
+        optics = {f.name: getattr(self, f.name) for f in dataclasses.fields(SatelliteOptics)}
+        return SatelliteLink(
+            **optics, elevation_deg=None, max_elevation_deg=self.max_elevation_deg, station_latitude_deg=latitude_deg,
+            inclination_deg=self.inclination_deg,
+        )  # fmt: skip

@@ -195,3 +195,61 @@ class PassStudy(Study):
         p, answers = self.optimised(self.params(values), _margin_per_pulse, _key_rate)
         metrics, one = pass_metrics(p)
         return metrics | answers | (pass_montecarlo_metrics(p, key, self.trials, one) if self.trials else {})
+
+
+RELAY_OUTPUTS: Mapping[str, Output] = {
+    "key_per_year": Output("bit/Julian_year", "key the stations share per Julian year: the smaller station's supply", role="supply"),
+    "key_per_day": Output("bit/d", "key the stations share per day: the smaller station's supply"),
+    "alice_key_per_year": Output("bit/Julian_year", "expected key per year between the satellite and Alice"),
+    "bob_key_per_year": Output("bit/Julian_year", "expected key per year between the satellite and Bob"),
+    "alice_passes_per_day": Output("1/d", "Alice's passes per day above the minimum elevation"),
+    "bob_passes_per_day": Output("1/d", "Bob's passes per day above the minimum elevation"),
+    "key_per_pass": Output("bit", "key of the pass peaking at link.max_elevation_deg, the smaller station's", role="per_pass"),
+    "trusted_nodes": Output("1", "trusted nodes between the stations (the satellite holds both keys)", role="trusted_nodes"),
+    "untrusted_relays": Output("1", "untrusted nodes between the stations", role="untrusted_relays"),
+}
+
+
+class RelayPassStudy(PassStudy):
+    """A trusted satellite between two stations (``link=satellite_trusted_relay``): each station's key per year from
+    its own passes (``pass_metrics``, with the protocol parameters optimised per station by the optimiser), and the
+    supply they share, the smaller one. Expected values: no Monte Carlo."""
+
+    name = "relay_pass"
+
+    @classmethod
+    def check(cls, static, classes, settings):
+        super().check(static, classes, settings)
+        if settings.trials:
+            raise ConfigError(
+                f"montecarlo.trials = {settings.trials}: a trusted relay reports expected key supplies; run link=satellite_downlink "
+                "per station for Monte Carlo passes, or set montecarlo.trials=0"
+            )
+
+    @property
+    def outputs(self):
+        return RELAY_OUTPUTS
+
+    @property
+    def evaluations_per_point(self) -> int:
+        return 2 * PASS_TIME_STEPS
+
+    def __call__(self, values, key):
+        del key
+        p = self.params(values)
+        stations = []
+        for latitude_deg in (p.link.alice_latitude_deg, p.link.bob_latitude_deg):
+            station, _ = self.optimised(p._replace(link=p.link.station_downlink(latitude_deg)), _margin_per_pulse, _key_rate)
+            stations.append(pass_metrics(station)[0])
+        alice, bob = stations
+        return {
+            "key_per_year": jnp.minimum(alice["key_per_year"], bob["key_per_year"]),
+            "key_per_day": jnp.minimum(alice["key_per_day"], bob["key_per_day"]),
+            "alice_key_per_year": alice["key_per_year"],
+            "bob_key_per_year": bob["key_per_year"],
+            "alice_passes_per_day": alice["passes_per_day"],
+            "bob_passes_per_day": bob["passes_per_day"],
+            "key_per_pass": jnp.minimum(alice["key_per_pass"], bob["key_per_pass"]),
+            "trusted_nodes": jnp.ones(()),
+            "untrusted_relays": jnp.zeros(()),
+        }
