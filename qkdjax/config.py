@@ -133,13 +133,13 @@ def parse_compare(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
     if compare is None:
         return {}
     if not isinstance(compare, DictConfig):
-        raise ConfigError(f"compare = {compare!r} must map design names to lists of overrides, e.g. {{tf: [protocol=tf_sns]}}")
+        raise ConfigError(f"compare = {compare!r} must map design names to lists of overrides, e.g. {{one: ['detector=NAME'], two: [...]}}")
     designs = {}
     for name, overrides in compare.items():
         if not DESIGN_NAME.match(str(name)):
             raise ConfigError(f"compare: design name {name!r} must be a letter then up to 63 letters, digits, _ or -")
         if not isinstance(overrides, ListConfig) or not all(isinstance(o, str) for o in overrides):
-            raise ConfigError(f"compare.{name} = {overrides!r} must be a list of overrides (strings such as protocol=tf_sns)")
+            raise ConfigError(f"compare.{name} = {overrides!r} must be a list of overrides (strings such as detector=NAME)")
         for override in parse_overrides(list(overrides)):
             key = override.key_or_group
             if override.is_sweep_override() or re.split(r"[./]", key)[0] in SHARED_BY_DESIGNS:

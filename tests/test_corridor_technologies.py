@@ -17,8 +17,8 @@ SNS = ("protocol=tf_sns", "detector=snspd", "detector.dead_time_ns=0", "detector
 SNS_BOUNDS = ("+optimize.bounds.protocol.sending_prob=[1e-4,0.5]", "+optimize.bounds.protocol.mu_z=[0.01,1.5]")
 # The sweep made small: two demands, one dark-count level, hourly steps, few trials and Adam steps.
 FAST = (
-    "link.trusted_nodes=[0,1,2]", "link.demand_bps=[10,1e4]", "detector.dark_count_prob=[1e-9]", "montecarlo.trials=16",
-    "supply.time_step_s=3600", "optimize.steps=60",
+    "link.trusted_nodes=[0,1,2]", "link.demand_bps=[10,1e4]", "detector.dark_count_prob=[1e-9]", "montecarlo.trials=8",
+    "supply.time_step_s=7200", "optimize.steps=40",
 )  # fmt: skip
 
 
@@ -47,7 +47,7 @@ def test_a_twin_field_corridor_hop_is_a_span_through_an_untrusted_relay_in_its_m
 
 
 def test_corridor_hops_are_optimised_as_the_point_study_optimises_one_span():
-    optimised = ("optimize.enabled=true", "optimize.params=[protocol.sending_prob,protocol.mu_z]", "optimize.steps=80", *SNS_BOUNDS)
+    optimised = ("optimize.enabled=true", "optimize.params=[protocol.sending_prob,protocol.mu_z]", "optimize.steps=40", *SNS_BOUNDS)
     corridor = qkdjax.run(
         "sweep=corridor", *SNS, *optimised, "link.total_length_km=400", "link.trusted_nodes=[1]", "link.demand_bps=1e3", "montecarlo.trials=0"
     ).squeeze()  # fmt: skip

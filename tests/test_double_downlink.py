@@ -68,7 +68,7 @@ def test_one_elevation_without_the_other_is_refused():
 
 @pytest.fixture(scope="module")
 def micius():
-    return qkdjax.run("sweep=micius_2020")
+    return qkdjax.run("sweep=micius_2020", "montecarlo.trials=40")
 
 
 def test_micius_key_rate_is_within_an_order_of_magnitude_of_the_published_one(micius):

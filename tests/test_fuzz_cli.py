@@ -91,7 +91,8 @@ CASES = [
     (*TRUSTED, "link.buffer_bits=-1"),
     (*TRUSTED, "link.demand_bps=abc"),
     (*TRUSTED, "link.distance_km=5"),
-    (*TRUSTED, *OPTIMISED),
+    (*TRUSTED, *INVERSE),  # inverse questions: links evaluated at one point only
+    (*TRUSTED, "optimize.enabled=true", "optimize.params=[protocol.sending_prob]"),  # not bb84_decoy's
     # link: corridor and key supply
     (*CORRIDOR, "link.trusted_nodes=9"),
     (*CORRIDOR, "link.trusted_nodes=1.5"),
