@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO
 
 from qkdjax import analysis
-from qkdjax.cli import compose_config, study_factory
-from qkdjax.config import parse_grid, parse_settings
+from qkdjax.cli import compose_config, design_configs, study_factory
+from qkdjax.config import parse_compare, parse_grid, parse_settings
 from qkdjax.io import open_cube, write_netcdf
 from qkdjax.sweep import categorical_choices, choice_study, variable_attrs
 from qkdjax.units import NON_UDUNITS, NON_UDUNITS_ATTR
@@ -40,9 +40,16 @@ SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 
 
 def sweep_attrs(name: str) -> dict[str, dict]:
-    """Attributes of every variable and numeric coordinate of sweep ``name``'s cube, without computing it (string
-    coordinates, the categorical axes, have no units)."""
-    cfg, _ = compose_config(f"sweep={name}")
+    """Attributes of every variable and numeric coordinate of sweep ``name``'s cube (of each design it compares),
+    without computing it (string coordinates, the categorical axes and designs, have no units)."""
+    cfg, hydra_cfg = compose_config(f"sweep={name}")
+    if parse_compare(cfg):
+        designs = design_configs(cfg, hydra_cfg, write=False).values()
+        return {n: a for design_cfg, _ in designs for n, a in config_attrs(design_cfg).items()}
+    return config_attrs(cfg)
+
+
+def config_attrs(cfg) -> dict[str, dict]:
     grid, settings = parse_grid(cfg), parse_settings(cfg)
     attrs = {axis.name: dict(axis.attrs) for axis in grid.numeric_axes}
     for choices in categorical_choices(grid):
