@@ -183,6 +183,12 @@ def optimise(
     return Optimum(chosen, values, converged[winner], initial_rate, jnp.maximum(rates[winner], initial_rate))
 
 
+def answers(optimum: Optimum) -> dict[str, jax.Array]:
+    """The ``opt.*`` cube variables of an optimum: each optimised value, the convergence flag and the rate before."""
+    found = {f"opt.{name}": value for name, value in optimum.values.items()}
+    return found | {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
+
+
 def inverse_quantities(classes: Mapping[str, type]) -> dict[str, Quantity]:
     """The inverse questions the fields of ``classes`` (group -> class) answer, by dotted path."""
     return {path: _metadata(classes, path)["inverse"] for path in flagged_paths(classes, "inverse")}

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from qkdjax import optimize, parameters
@@ -105,9 +104,7 @@ class Study:
         if self.optimizer is None:
             return p, {}
         optimum = optimize.optimise(p, self.optimizer, margin_per_pulse, key_rate)
-        answers = {f"opt.{name}": value for name, value in optimum.values.items()}
-        answers |= {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
-        return optimum.params, answers
+        return optimum.params, optimize.answers(optimum)
 
     @property
     def evaluations_per_point(self) -> int:

@@ -83,17 +83,11 @@ def poisson_pairs(mean_pairs, eta_a, eta_b, y0_a, y0_b, misalignment, terms=80):
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_thermal_closed_form_is_the_two_mode_photon_number_model(point):
-    gain, error_gain = (float(v) for v in coincidences("thermal", *point))
-    fock_gain, fock_error = thermal_fock(*point)
-    assert gain == pytest.approx(fock_gain, rel=1e-12)
-    assert error_gain == pytest.approx(fock_error, rel=1e-11)
-
-
-@pytest.mark.parametrize("point", POINTS)
-def test_poisson_closed_form_is_a_pair_by_pair_model(point):
-    gain, error_gain = (float(v) for v in coincidences("poisson", *point))
-    brute_gain, brute_error = poisson_pairs(*point)
+@pytest.mark.parametrize(("statistics", "brute_force"), [("thermal", thermal_fock), ("poisson", poisson_pairs)])
+def test_closed_forms_are_the_photon_level_models(statistics, brute_force, point):
+    """Thermal: the two-mode photon-number model; Poisson: pairs tracked one by one over the detectors."""
+    gain, error_gain = (float(v) for v in coincidences(statistics, *point))
+    brute_gain, brute_error = brute_force(*point)
     assert gain == pytest.approx(brute_gain, rel=1e-12)
     assert error_gain == pytest.approx(brute_error, rel=1e-11)
 

@@ -26,6 +26,11 @@ LOSS_BUDGET_OUTPUTS: Mapping[str, Output] = {
 }
 
 
+PASS_PEAK = Constraint(
+    "link.min_elevation_deg < link.max_elevation_deg", ("min_elevation_deg", "max_elevation_deg"), lambda low, high: low < high
+)
+
+
 class SatelliteOptics(Link):
     """What every satellite-to-ground optical link has: the orbit, the terminals, the atmosphere and the receiver's
     background (models: qkdjax.physics.free_space, composed in qkdjax.physics.satellite)."""
@@ -95,11 +100,7 @@ class SatelliteLink(SatelliteOptics):
             ("atmosphere_table", "elevation_deg"),
             lambda rows, elevation: rows[0][0] <= elevation,
         ),
-        Constraint(
-            "link.min_elevation_deg < link.max_elevation_deg",
-            ("min_elevation_deg", "max_elevation_deg"),
-            lambda low, high: low < high,
-        ),
+        PASS_PEAK,
     )
 
     @classmethod
@@ -212,14 +213,7 @@ class SatelliteTrustedRelay(SatelliteOptics):
     bob_latitude_deg: Any = number("degree", "Bob's station latitude", Range(-80.0, 80.0))
     inclination_deg: Any = number("degree", "orbit inclination", Range(0.0, 180.0))
 
-    constraints = (
-        *SatelliteOptics.constraints,
-        Constraint(
-            "link.min_elevation_deg < link.max_elevation_deg",
-            ("min_elevation_deg", "max_elevation_deg"),
-            lambda low, high: low < high,
-        ),
-    )
+    constraints = (*SatelliteOptics.constraints, PASS_PEAK)
 
     @classmethod
     def scenario(cls, static):

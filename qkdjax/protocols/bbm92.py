@@ -191,9 +191,8 @@ class BBM92(Protocol):
         gain, error_gain = statistics
         return {"qber": safe_divide(error_gain, gain), "gain": gain}
 
-    def point_block(self, p) -> Block:
-        """A block of ``block_size`` expected coincidences at the link's transmittances."""
-        statistics = self.block_statistics(p, p.link.transmittance())
+    def point_block(self, p, statistics) -> Block:
+        """A block of ``block_size`` expected coincidences with the link's coincidence ``statistics``."""
         pulses = safe_divide(self.block_size, statistics[0])
         return Block(pulses, statistics, self.block_key(p, pulses, statistics))
 
@@ -210,7 +209,7 @@ class BBM92(Protocol):
         if self.block_size is None:
             per_pulse = jnp.maximum(self.asymptotic_margin(statistics), 0.0)
             return {**self._rates(p, per_pulse), **self.signal_summary(statistics), **bounds}, None
-        block = self.point_block(p)
+        block = self.point_block(p, statistics)
         per_pulse = safe_divide(block.key.key_length, block.pulses)
         finite = {"key_length": block.key.key_length, "block_pulses": block.pulses, "phase_error": block.key.phase_error}
         return {**self._rates(p, per_pulse), **self.signal_summary(statistics), **bounds, **finite}, block
@@ -221,9 +220,10 @@ class BBM92(Protocol):
 
     def margin_per_pulse(self, p):
         """Secret bits per pulse before rounding and clipping (negative: no key), the optimiser's objective."""
+        statistics = self.block_statistics(p, p.link.transmittance())
         if self.block_size is None:
-            return self.asymptotic_margin(self.block_statistics(p, p.link.transmittance()))
-        block = self.point_block(p)
+            return self.asymptotic_margin(statistics)
+        block = self.point_block(p, statistics)
         return safe_divide(block.key.length_margin, block.pulses)
 
     def key_rate(self, p):

@@ -13,6 +13,7 @@ from qkdjax.links.chain import MAX_PATHS, MAX_TRUSTED_NODES
 from qkdjax.montecarlo.estimates import probability_outputs, stderr_output
 from qkdjax.network import availability
 from qkdjax.parameters import replace_values
+from qkdjax.scenarios import point
 from qkdjax.study import Study
 from qkdjax.sweep import Output
 
@@ -40,14 +41,6 @@ SUPPLY_OUTPUTS: Mapping[str, Output] = {
 }
 
 
-def _margin(p):
-    return p.protocol.margin_per_pulse(p)
-
-
-def _key_rate(p):
-    return p.protocol.key_rate(p)
-
-
 def hop_key_rate(p, hop_link, overrides=(), optimizer: optimize.Optimizer | None = None) -> dict:
     """Secret key rate (bit/s) and channel loss of one hop: the study's detector, source and protocol over
     ``hop_link``, with the hop's own ``(group.field, value)`` overrides; with an ``optimizer``, at the hop's
@@ -56,10 +49,8 @@ def hop_key_rate(p, hop_link, overrides=(), optimizer: optimize.Optimizer | None
     loss_db = hop_link.loss_db()
     if optimizer is None:
         return {"key_rate": hop.protocol.key_rate(hop), "loss_db": loss_db}
-    optimum = optimize.optimise(hop, optimizer, _margin, _key_rate)
-    answers = {f"opt.{name}": value for name, value in optimum.values.items()}
-    answers |= {"opt.converged": optimum.converged.astype(jnp.float64), "opt.initial_key_rate": optimum.initial_key_rate}
-    return {"key_rate": optimum.key_rate, "loss_db": loss_db, **answers}
+    optimum = optimize.optimise(hop, optimizer, point.margin_per_pulse, point.key_rate)
+    return {"key_rate": optimum.key_rate, "loss_db": loss_db, **optimize.answers(optimum)}
 
 
 def chain_metrics(p, optimizer: optimize.Optimizer | None = None) -> tuple[dict, tuple]:

@@ -11,11 +11,12 @@ from qkdjax.study import Study
 from qkdjax.sweep import Output
 
 
-def _margin(p):
+def margin_per_pulse(p):
+    """The optimiser's objective at one point: the protocol's key bits per pulse before clipping."""
     return p.protocol.margin_per_pulse(p)
 
 
-def _key_rate(p):
+def key_rate(p):
     return p.protocol.key_rate(p)
 
 
@@ -60,9 +61,9 @@ class PointStudy(Study):
         return outputs
 
     def __call__(self, values, key):
-        p, answers = self.optimised(self.params(values), _margin, _key_rate)
+        p, answers = self.optimised(self.params(values), margin_per_pulse, key_rate)
         if self.inverse is not None:
-            answers |= optimize.answer(p, self.inverse, self.optimizer, _margin, _key_rate)
+            answers |= optimize.answer(p, self.inverse, self.optimizer, margin_per_pulse, key_rate)
         metrics, block = p.protocol.metrics(p)
         if self.trials:
             metrics |= p.protocol.sample_metrics(p, key, self.trials, self.keep_trials, block)
