@@ -178,9 +178,11 @@ class Params:
 class Link(Params):
     """A channel. ``arms``: 1 (Alice to Bob), 2 (Alice and Bob to a middle station) or None (a chain whose hops
     take the protocol's arms); ``transmittance()`` is a scalar for one arm and ``[Alice's arm, Bob's arm]`` for
-    two. ``background_count_prob`` is the noise hook of the receiver (Bob, or the middle station): the
-    probability of a noise click per detector per gate that the channel adds (background light, Raman photons of
-    classical traffic)."""
+    two. Two noise hooks of the receiver at the end of each arm (Bob, Alice and Bob, or the middle station), each a
+    scalar or one value per arm: ``background_count_prob`` is the probability of a noise click per detector per
+    detection window the channel adds to photon counters (background light, Raman photons of classical traffic),
+    and ``noise_photons_per_mode`` the noise photons per second per Hz of bandwidth at the quantum wavelength (both
+    polarisations), which is the photon number of each mode a coherent receiver's local oscillator picks."""
 
     group = "link"
     arms: ClassVar[int | None] = 1
@@ -196,8 +198,13 @@ class Link(Params):
     def transmittance(self):
         raise NotImplementedError
 
-    def background_count_prob(self, rep_rate_hz):
-        del rep_rate_hz
+    def background_count_prob(self, detector_efficiency, detectors):
+        """Noise click probability per detector per window, for a receiver of ``detectors`` detectors of
+        ``detector_efficiency`` that share the noise evenly."""
+        del detector_efficiency, detectors
+        return 0.0
+
+    def noise_photons_per_mode(self):
         return 0.0
 
     def point_metrics(self) -> dict[str, Any]:
@@ -224,7 +231,8 @@ class Protocol(Params):
 
     Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
     ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
-    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block).
+    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block), ``sampled_blocks`` (it
+    can sample finite blocks: Monte Carlo trials).
     The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
     blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
     ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
@@ -236,6 +244,7 @@ class Protocol(Params):
     needs: ClassVar[Mapping[str, type]] = {}
     finite_key_field: ClassVar[str | None] = None
     pass_blocks: ClassVar[bool] = False
+    sampled_blocks: ClassVar[bool] = True
 
     @classmethod
     def finite(cls, static: Mapping[str, Any]) -> bool:

@@ -133,7 +133,7 @@ def required_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
     """The value of each swept parameter the key-rate target needs (its smallest value, or largest tolerable)."""
     if "key_rate" not in cube:
         return
-    skip = {*role_dims(cube, "distance"), *role_dims(cube, "demand")}
+    skip = {*role_dims(cube, "distance"), *role_dims(cube, "demand"), *role_dims(cube, "interference")}  # these have their own
     for dim in numeric_dims(cube):
         if dim in skip or dim not in drop_constant_dims(cube.key_rate).dims:
             continue  # distances have their reach; the key rate does not depend on demand
@@ -141,6 +141,42 @@ def required_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
         yield f"\n### Required {dim} for key rate >= {target:g} bit/s\n"
         yield "The smallest value meeting the target where the rate grows with it, the largest where it falls; n/a: no value on the grid meets it.\n"
         yield markdown_table(result)
+
+
+def tolerance_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
+    """How much interference (classical launch power in a lit fibre: role ``interference``) each design tolerates:
+    the largest value on the grid still reaching the target, and still making key, with the most tolerant design."""
+    if "key_rate" not in cube:
+        return
+    for dim in role_dims(cube, "interference"):
+        if dim not in drop_constant_dims(cube.key_rate).dims:
+            continue
+        shown = None
+        for goal, value in ((f"key rate >= {target:g} bit/s", target), ("any positive key", np.finfo(float).tiny)):
+            result = analysis.required_value(cube, value, dim, side="max")
+            yield f"\n### Largest {dim} tolerated for {goal} ({units_of(result.attrs)})\n"
+            if shown is not None and result.equals(shown):
+                yield "The same: where the key ends it is still above the target."
+                continue
+            shown = result
+            yield "n/a: no value on the grid reaches it; `at_grid_edge`: tolerated up to the grid's end (perhaps beyond).\n"
+            yield markdown_table(result, max_rows=4 * MAX_ROWS) if "design" not in result.dims else design_columns(result)
+
+
+def design_columns(result: xr.DataArray) -> str:
+    """A Markdown table of ``result`` with one column per design (``>=`` where the answer is the grid's edge) and
+    the designs with the largest value at each point."""
+    values = result.drop_vars("at_grid_edge").to_series().unstack("design")
+    edges = result.at_grid_edge.broadcast_like(result).to_series().unstack("design")
+    designs = list(values.columns)
+    keys = [str(name) for name in values.index.names]
+    lines = ["| " + " | ".join([*keys, *designs, "most tolerant"]) + " |", "|" + "---|" * (len(keys) + len(designs) + 1)]
+    for index, row in values.iterrows():
+        labels = [_format(v) for v in np.atleast_1d(index)]
+        cells = [("n/a" if not np.isfinite(row[d]) else (">= " if edges.loc[index, d] else "") + _format(row[d])) for d in designs]
+        best = ", ".join(d for d in designs if np.isfinite(row.max()) and row[d] == row.max()) or "n/a"
+        lines.append("| " + " | ".join([*labels, *cells, best]) + " |")
+    return "\n".join(lines)
 
 
 def option_answers(cube: xr.Dataset) -> Iterator[str]:
@@ -292,7 +328,7 @@ def plob_answers(cube: xr.Dataset) -> Iterator[str]:
     """How close the designs come to the PLOB repeaterless bound where they make key."""
     if not role_variables(cube, "bound") or not role_variables(cube, "rate_per_pulse"):
         return
-    fraction = analysis.plob_fraction(cube).where(cube.key_rate_per_pulse > 0).values
+    fraction = analysis.plob_fraction(cube).where(cube[role_variables(cube, "rate_per_pulse")[0]] > 0).values
     fraction = fraction[np.isfinite(fraction)]
     if fraction.size:
         yield f"\n- Key rate / PLOB bound where there is key: median {np.median(fraction):.3g}, max {fraction.max():.3g}."
@@ -371,7 +407,7 @@ def summary_lines(cube: xr.Dataset, target: float, probability: float) -> list[s
     """The headline answers of the report, as Markdown lines."""
     lines = ["", "## Headline answers", "", f"Key-rate target: {target:g} bit/s; demand probability: {probability:g}.", ""]
     for answers in (
-        design_answers(cube, target, probability), best_design(cube), plob_answers(cube), optimum_answers(cube), reach_answers(cube, target), required_answers(cube, target),
+        design_answers(cube, target, probability), best_design(cube), plob_answers(cube), optimum_answers(cube), reach_answers(cube, target), tolerance_answers(cube, target), required_answers(cube, target),
         option_answers(cube), bottleneck_answers(cube), availability_answers(cube, probability), estimate_answers(cube),
     ):  # fmt: skip
         lines.extend(answers)

@@ -35,6 +35,7 @@ MEANING = {
     "m/s": ("m s-1", 1.0),
     "degree": ("rad", math.pi / 180),
     "urad": ("rad", 1e-6),
+    "km-1 nm-1": ("m-2", 1e-12),
 }
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 

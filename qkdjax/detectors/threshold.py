@@ -29,6 +29,7 @@ class ThresholdDetector(Detector):
 
     def with_background(self, background_count_prob) -> ThresholdDetector:
         """These detectors with the noise a link lets in (``Link.background_count_prob``, per detector per gate)
-        added to each one's dark counts as independent noise: ``1 - (1 - p_dark)(1 - p_background)``."""
-        noise = 1.0 - (1.0 - self.dark_count_prob) * (1.0 - background_count_prob)
+        added to each one's dark counts as independent noise: ``1 - (1 - p_dark)(1 - p_background)``, written
+        ``p_dark + p_background (1 - p_dark)`` (exactly the dark counts where nothing is let in)."""
+        noise = self.dark_count_prob + background_count_prob * (1.0 - self.dark_count_prob)
         return dataclasses.replace(self, dark_count_prob=noise)

@@ -73,9 +73,10 @@ class SatelliteOptics(Link):
     def uplink(self) -> bool:
         return False
 
-    def background_count_prob(self, rep_rate_hz):
-        """Probability of a background count per detector per gate: Poisson counts in the detection window."""
-        del rep_rate_hz
+    def background_count_prob(self, detector_efficiency, detectors):
+        """Probability of a background count per detector per gate: Poisson counts in the detection window
+        (``background_rate_hz`` is each detector's count rate already)."""
+        del detector_efficiency, detectors
         return -jnp.expm1(-self.background_rate_hz * self.detection_window_ns * 1e-9)
 
 

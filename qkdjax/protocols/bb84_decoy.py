@@ -141,7 +141,7 @@ def detection_statistics(p: StudyParams, channel):
     Poisson noise). Dead time scales every yield by the live fraction at the mean click rate of the intensity
     mix, shared by Bob's two detectors.
     """
-    detector = p.detector.with_background(p.link.background_count_prob(p.source.rep_rate_hz))
+    detector = p.detector.with_background(p.link.background_count_prob(p.detector.efficiency, 2))  # Bob's two
     eta = channel * detector.efficiency
     click, error = click_and_error_probs(-jnp.expm1(-eta * intensities(p.source)), detector)
     mean_click = jnp.dot(intensity_probs(p.source), click)

@@ -141,12 +141,13 @@ class BBM92(Protocol):
     def block_statistics(self, p: StudyParams, arms):
         """``(gain, error_gain)`` per pulse at the arms' channel transmittances ``[Alice's, Bob's]``."""
         detector = p.detector
-        background = jnp.broadcast_to(p.link.background_count_prob(p.source.rep_rate_hz), (2,))
+        bob_efficiency = detector.efficiency if self.bob_efficiency is None else self.bob_efficiency
+        efficiencies = jnp.stack([detector.efficiency, bob_efficiency])
+        background = jnp.broadcast_to(p.link.background_count_prob(efficiencies, 2), (2,))  # what each arm lets in
         dark = jnp.stack(
             [detector.dark_count_prob, detector.dark_count_prob if self.bob_dark_count_prob is None else self.bob_dark_count_prob]
         )
         noise = 1.0 - ((1.0 - dark) * (1.0 - background)) ** 2  # Y_0 of each side: two detectors
-        bob_efficiency = detector.efficiency if self.bob_efficiency is None else self.bob_efficiency
         eta_a, eta_b = arms[0] * detector.efficiency, arms[1] * bob_efficiency
         return coincidences(p.source.statistics, p.source.mean_pairs, eta_a, eta_b, noise[0], noise[1], detector.misalignment)
 

@@ -21,7 +21,7 @@ from qkdjax.detectors.threshold import ThresholdDetector
 from qkdjax.numerics import safe_divide
 from qkdjax.parameters import Constraint, Range, StudyParams, choice, number
 from qkdjax.protocols import mdi_physics
-from qkdjax.protocols.middle_station import BOUND_OUTPUTS, Estimate, MiddleStationProtocol, relay_detector_constraints
+from qkdjax.protocols.middle_station import BOUND_OUTPUTS, Estimate, MiddleStationProtocol, relay_detector, relay_detector_constraints
 from qkdjax.sources.wcp_decoy import WCPDecoy
 from qkdjax.sweep import Output
 
@@ -39,7 +39,7 @@ OUTPUTS: Mapping[str, Output] = {
 def estimate(p: StudyParams) -> Estimate:
     """Asymptotic decoy MDI-QKD over a two-arm link evaluated at one point."""
     arms = p.link.transmittance()
-    detector = p.detector.with_background(p.link.background_count_prob(p.source.rep_rate_hz))  # the relay's
+    detector = relay_detector(p, detectors=4)  # Charlie's, with the noise both arms let in
     eta_a, eta_b = arms * detector.efficiency
     noise, misalignment = detector.dark_count_prob, detector.misalignment
     mu, nu = p.source.mu_signal, p.source.mu_decoy

@@ -40,6 +40,15 @@ def relay_detector_constraints(kind: str) -> tuple[Constraint, ...]:
     )
 
 
+def relay_detector(p: StudyParams, detectors: int):
+    """The middle station's ``detectors`` detectors with the noise both arms let in added to their dark counts
+    (independent: ``a + b (1 - a)`` of the arms' ``a``, ``b``; a link giving one value gives the station's)."""
+    noise = p.link.background_count_prob(p.detector.efficiency, detectors)
+    if jnp.ndim(noise):
+        noise = noise[0] + noise[1] * (1.0 - noise[0])
+    return p.detector.with_background(noise)
+
+
 class MiddleStationProtocol(Protocol):
     """A protocol over a two-arm link to a middle station whose ``estimate(p)`` gives the ``Estimate`` of one point;
     asymptotic and deterministic (nothing to sample)."""

@@ -46,7 +46,7 @@ from qkdjax.detectors.threshold import ThresholdDetector
 from qkdjax.numerics import binary_entropy, safe_divide
 from qkdjax.parameters import Constraint, Range, StudyParams, choice, number
 from qkdjax.protocols.bb84_decoy import vacuum_weak_bounds
-from qkdjax.protocols.middle_station import BOUND_OUTPUTS, Estimate, MiddleStationProtocol, relay_detector_constraints
+from qkdjax.protocols.middle_station import BOUND_OUTPUTS, Estimate, MiddleStationProtocol, relay_detector, relay_detector_constraints
 from qkdjax.sources.wcp_decoy import WCPDecoy
 from qkdjax.sweep import Output
 
@@ -113,7 +113,7 @@ def single_photon_bounds(protocol, eta, p_dark, e_d):
 def estimate(p: StudyParams) -> Estimate:
     """Asymptotic SNS TF-QKD over a symmetric two-arm link evaluated at one point."""
     arms = p.link.transmittance()
-    detector = p.detector.with_background(p.link.background_count_prob(p.source.rep_rate_hz))  # Charlie's
+    detector = relay_detector(p, detectors=2)  # Charlie's, with the noise both arms let in
     eta, p_dark, e_d = arms[0] * detector.efficiency, detector.dark_count_prob, detector.misalignment
     protocol = p.protocol
     epsilon, mu = protocol.sending_prob, protocol.mu_z

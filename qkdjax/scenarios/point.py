@@ -38,6 +38,11 @@ class PointStudy(Study):
                 else f"protocol.type {static.get('protocol.type')} has no finite-key analysis: set montecarlo.trials=0"
             )
             raise ConfigError(f"montecarlo.trials = {settings.trials} samples finite blocks: {how}")
+        if settings.trials and not protocol.sampled_blocks:
+            raise ConfigError(
+                f"montecarlo.trials = {settings.trials}: protocol.type {static.get('protocol.type')} has no Monte Carlo of its blocks (its "
+                "finite-size key is of the expected statistics): set montecarlo.trials=0"
+            )
         if settings.keep_trials and not settings.trials:
             raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0")
 
