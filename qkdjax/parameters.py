@@ -190,6 +190,12 @@ class Link(Params):
     point_outputs: ClassVar[Mapping[str, Any]] = {}  # cube variables of the link itself (``point_metrics``)
 
     @classmethod
+    def outputs(cls, static: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The link's own cube variables for a grid's static choices (``point_metrics`` gives their values)."""
+        del static
+        return cls.point_outputs
+
+    @classmethod
     def scenario(cls, static: Mapping[str, Any]) -> str:
         """The kind of study this link makes (``qkdjax.scenarios``), from the static choices of the grid."""
         del static
@@ -208,7 +214,7 @@ class Link(Params):
         return 0.0
 
     def point_metrics(self) -> dict[str, Any]:
-        """Values of ``point_outputs`` for a link evaluated at one point."""
+        """Values of ``outputs`` for a link evaluated at one point."""
         return {}
 
 
@@ -231,8 +237,7 @@ class Protocol(Params):
 
     Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
     ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
-    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block), ``sampled_blocks`` (it
-    can sample finite blocks: Monte Carlo trials).
+    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block).
     The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
     blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
     ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
@@ -244,7 +249,6 @@ class Protocol(Params):
     needs: ClassVar[Mapping[str, type]] = {}
     finite_key_field: ClassVar[str | None] = None
     pass_blocks: ClassVar[bool] = False
-    sampled_blocks: ClassVar[bool] = True
 
     @classmethod
     def finite(cls, static: Mapping[str, Any]) -> bool:

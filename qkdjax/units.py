@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-NON_UDUNITS = frozenset({"dB", "dBm", "dB/km", "m^(-2/3)"})
+NON_UDUNITS = frozenset({"dB", "dB/km", "m^(-2/3)"})
 NON_UDUNITS_ATTR = "non_udunits_units"
 
 

@@ -2,6 +2,7 @@
 covariance matrices built here, limits, monotonicity, the 25 km (Lodewyck 2007) and 202.81 km (Zhang 2020)
 experiments of ../shared/reference/cv_qkd.json, and the finite-size analysis."""
 
+import jax
 import numpy as np
 import pytest
 from conftest import reference
@@ -176,15 +177,15 @@ def test_optimised_modulation_variance_beats_every_value_of_a_grid():
     ).squeeze()  # fmt: skip
     assert float(best.key_rate) >= float(grid.key_rate.max()) * (1 - 1e-4)
     assert float(best["opt.source.modulation_variance_snu"]) == pytest.approx(
-        float(grid["source.modulation_variance_snu"][grid.key_rate.argmax()]), abs=0.5
+        float(grid["source.modulation_variance_snu"][int(np.argmax(grid.key_rate.values))]), abs=0.5
     )
 
 
-def test_cv_refuses_monte_carlo_trials_in_one_line(capsys):
+def test_cv_monte_carlo_needs_a_finite_block(capsys):
     from conftest import refused
 
-    line = refused(capsys, "protocol=cv_gg02", "source=gaussian", "detector=coherent", "+protocol.block_size=1e9", "montecarlo.trials=10")
-    assert "montecarlo.trials = 10" in line and "cv_gg02" in line
+    line = refused(capsys, "protocol=cv_gg02", "source=gaussian", "detector=coherent", "montecarlo.trials=10")
+    assert "montecarlo.trials = 10" in line and "protocol.block_size" in line
 
 
 def test_cv_needs_its_source_and_detector(capsys):
@@ -192,3 +193,31 @@ def test_cv_needs_its_source_and_detector(capsys):
 
     line = refused(capsys, "protocol=cv_gg02")
     assert "source" in line or "detector" in line
+
+
+def test_sampled_estimates_have_the_distribution_of_least_squares_on_raw_samples():
+    """The exact sampler of (t_hat, sigma_hat^2) against least squares on 40 raw Gaussian pairs, 4000 blocks, KS."""
+    from scipy import stats
+
+    from qkdjax.protocols.cv_gg02 import sampled_estimates
+
+    t, sigma2, va, k, blocks = 0.3, 1.2, 4.0, 40, 4000
+    keys = jax.random.split(jax.random.key(7), blocks)
+    t_hat, s_hat = (np.asarray(a) for a in jax.vmap(lambda key: sampled_estimates(key, t, sigma2, va, float(k)))(keys))
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.0, np.sqrt(va), (blocks, k))
+    y = t * x + rng.normal(0.0, np.sqrt(sigma2), (blocks, k))
+    slope = np.sum(x * y, axis=1) / np.sum(x * x, axis=1)
+    residual = np.mean((y - slope[:, None] * x) ** 2, axis=1)
+    assert stats.ks_2samp(t_hat, slope).pvalue > 1e-3
+    assert stats.ks_2samp(s_hat, residual).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_monte_carlo_blocks_agree_with_the_expected_block_within_their_error(seed):
+    cube = qkdjax.run("sweep=zhang_2020", "+protocol.block_size=2e12", "montecarlo.trials=1000", f"seed={seed}")
+    keyed = cube.abort_probability.values == 0  # 202.81 km aborts 9 % of its blocks: its mean is clipped at 0
+    assert keyed.sum() == 5
+    error = cube.key_length_std.values / np.sqrt(1000)
+    assert np.all(np.abs(cube.key_length_mean.values - cube.key_length.values)[keyed] < 4 * error[keyed])
+    assert np.all(cube.key_length_std.values > 0)

@@ -36,6 +36,7 @@ MEANING = {
     "degree": ("rad", math.pi / 180),
     "urad": ("rad", 1e-6),
     "km-1 nm-1": ("m-2", 1e-12),
+    "dBm": ("W", 10**0.1 * 1e-3),  # logarithmic: 1 dBm is 1.26 mW
 }
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 

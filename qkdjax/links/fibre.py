@@ -1,6 +1,7 @@
 """Fibre links: one span from Alice to Bob, or two spans to a middle station (MDI and twin-field QKD), dark or lit.
 
-A lit fibre carries classical channels beside the quantum one: their spontaneous Raman scattering puts noise photons
+A lit fibre (``co_channels`` or ``counter_channels`` set; both null: dark fibre, no Raman terms computed or written)
+carries classical channels beside the quantum one: their spontaneous Raman scattering puts noise photons
 at the quantum wavelength into the receiver (``qkdjax.physics.raman``). Co-propagating channels travel with the
 quantum signal, counter-propagating ones against it (their transmitter sits at the quantum receiver); all have the
 same launch power and wavelength (a DWDM comb is taken at its centre). The Raman coefficient is the silica model of
@@ -45,9 +46,14 @@ RAMAN_OUTPUTS: Mapping[str, Output] = {
 class LitFibre(Link):
     """Classical traffic in the fibre and what the quantum receiver lets in of its Raman noise (module docstring)."""
 
-    point_outputs: ClassVar[Mapping[str, Output]] = RAMAN_OUTPUTS
-    co_channels: Any = number("1", "classical channels co-propagating with the quantum signal", CHANNELS, default=0)
-    counter_channels: Any = number("1", "classical channels counter-propagating to the quantum signal", CHANNELS, default=0)
+    co_channels: Any = number(
+        "1", "classical channels co-propagating with the quantum signal (null: none, and dark if counter_channels is)", CHANNELS,
+        optional=True, default=None,
+    )  # fmt: skip
+    counter_channels: Any = number(
+        "1", "classical channels counter-propagating to the quantum signal (null: none, and dark if co_channels is)", CHANNELS,
+        optional=True, default=None,
+    )  # fmt: skip
     classical_power_dbm: Any = number(
         "dBm", "launch power of each classical channel", Range(-80.0, 30.0), default=0.0, role="interference",
         inverse=Quantity("max", False, "largest launch power per classical channel reaching the target key rate"),
@@ -64,6 +70,15 @@ class LitFibre(Link):
     filter_bandwidth_nm: Any = number("nm", "receiver filter bandwidth at the quantum wavelength (photon counters)", POSITIVE, default=0.8)
     detection_window_ns: Any = number("ns", "detection window per pulse of the photon counters", POSITIVE, default=1.0)
 
+    @classmethod
+    def outputs(cls, static):
+        lit = any(static.get(f"link.{name}", 0.0) is not None for name in ("co_channels", "counter_channels"))
+        return RAMAN_OUTPUTS if lit else {}
+
+    @property
+    def lit(self) -> bool:
+        return self.co_channels is not None or self.counter_channels is not None
+
     def arm_lengths_km(self):
         raise NotImplementedError
 
@@ -74,6 +89,8 @@ class LitFibre(Link):
         length = self.arm_lengths_km()
         effective = (forward_raman_length_km if forward else backward_raman_length_km)(length, classical, self.attenuation_db_per_km)
         channels = self.co_channels if forward else self.counter_channels
+        if channels is None:
+            return jnp.zeros_like(length)
         rho = self.raman_coefficient_per_km_nm
         if rho is None:
             rho = raman_coefficient_per_km_nm(self.classical_wavelength_nm, self.quantum_wavelength_nm)
@@ -84,16 +101,22 @@ class LitFibre(Link):
 
     def background_count_prob(self, detector_efficiency, detectors):
         """Poisson noise clicks: the window's Raman photons in the filter band, detected, shared by the detectors."""
+        if not self.lit:
+            return 0.0
         photons = self.raman_photons_per_window(True) + self.raman_photons_per_window(False)
         return -jnp.expm1(-detector_efficiency * photons / detectors)
 
     def noise_photons_per_mode(self):
         """Raman photons per second per Hz (``d lambda / d nu = lambda^2 / c``): the photon number of one mode."""
+        if not self.lit:
+            return 0.0
         flux_per_nm = self.raman_photons_per_s_per_nm(True) + self.raman_photons_per_s_per_nm(False)
         wavelength_m = self.quantum_wavelength_nm * 1e-9
         return flux_per_nm * 1e9 * wavelength_m**2 / SPEED_OF_LIGHT_M_PER_S
 
     def point_metrics(self):
+        if not self.lit:
+            return {}
         return {
             "raman_forward_photons": jnp.sum(self.raman_photons_per_window(True)),
             "raman_backward_photons": jnp.sum(self.raman_photons_per_window(False)),

@@ -27,8 +27,12 @@ with the channel at the edge of its confidence region: each of Bob's ``d`` measu
 2 heterodyne) reads ``y = t x + z``, ``t^2 = eta T / d``, ``Var z = sigma^2 = 1 + v_el + eta T xi / d``; from
 ``d m`` samples ``t_min = t - z_e sqrt(sigma^2 / (d m V_A))``, ``sigma^2_max = sigma^2 (1 + z_e sqrt(2 / (d m)))``,
 ``z_e = Phi^-1(1 - eps_pe / 2)`` (6.5 standard deviations at ``eps_pe = 1e-10``, Zhang 2020's choice), hence
-``T_min = d t_min^2 / eta`` and ``xi_max = d (sigma^2_max - 1 - v_el) / (eta T_min)``. The estimate is taken at the
-expected statistics (``t``, ``sigma^2`` as the model gives them), the finite-key convention of the other protocols.
+``T_min = d t_min^2 / eta`` and ``xi_max = d (sigma^2_max - 1 - v_el) / (eta T_min)``. The expected block takes the
+estimates at their expected values (``t``, ``sigma^2`` as the model gives them), the finite-key convention of the
+other protocols. Monte Carlo blocks (``montecarlo.trials``) sample the estimates as a deployed system gets them from
+its ``k = d m`` samples, exactly in distribution: the least-squares slope ``t_hat = t + Z sqrt(sigma^2 / S)`` given
+``S = sum x^2 ~ V_A chi^2_k``, and the residual variance ``sigma_hat^2 ~ sigma^2 chi^2_(k-1) / k`` (independent of
+``t_hat``: Gaussian linear regression), and build the confidence region from them.
 """
 
 from __future__ import annotations
@@ -36,14 +40,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtri
 
 from qkdjax.detectors.coherent import CoherentDetector
+from qkdjax.montecarlo.estimates import COUNTS_STREAM, probability_estimate, summarise, trial_stream
 from qkdjax.numerics import safe_divide
 from qkdjax.parameters import NON_NEGATIVE, Protocol, Quantity, Range, number
 from qkdjax.physics.bounds import plob_bound
 from qkdjax.physics.cv import QUADRATURES, eve_entropies, mutual_information
+from qkdjax.protocols.bb84_decoy import MONTECARLO_OUTPUTS, TRIAL_OUTPUTS
 from qkdjax.sources.gaussian import GaussianModulation
 from qkdjax.sweep import Output
 
@@ -70,13 +77,21 @@ FINITE_KEY_OUTPUTS: Mapping[str, Output] = {
 }
 
 
+def sampled_estimates(key, t, sigma2, modulation_variance_snu, samples):
+    """``(t_hat, sigma_hat^2)`` that ``samples`` pairs ``(x, y = t x + z)``, ``x ~ N(0, V_A)``, ``z ~ N(0, sigma^2)``,
+    give by least squares, sampled exactly from their distribution (module docstring) at any number of samples."""
+    slope, spread, residual = jax.random.split(key, 3)
+    sum_squares = modulation_variance_snu * 2.0 * jax.random.gamma(spread, samples / 2.0)
+    t_hat = t + jax.random.normal(slope) * jnp.sqrt(sigma2 / sum_squares)
+    return t_hat, sigma2 * 2.0 * jax.random.gamma(residual, (samples - 1.0) / 2.0) / samples
+
+
 class CVGG02(Protocol):
     """GG02 with trusted detector noise, reverse reconciliation, asymptotic or finite size (module docstring)."""
 
     types = ("cv_gg02",)
     needs: ClassVar[Mapping[str, type]] = {"source": GaussianModulation, "detector": CoherentDetector}
     finite_key_field = "block_size"
-    sampled_blocks = False
     reconciliation_efficiency: Any = number("1", "reverse reconciliation efficiency beta", Range(0.0, 1.0, low_closed=False))
     excess_noise_snu: Any = number(
         "1", "excess noise at the channel input (without the link's Raman noise), shot-noise units", NON_NEGATIVE,
@@ -117,19 +132,26 @@ class CVGG02(Protocol):
             detector.measurement,
         )
 
-    def worst_case_channel(self, p, transmittance, excess_noise):
-        """``(T_min, xi_max)`` at the edge of the confidence region of ``m`` estimation symbols (module docstring)."""
-        detector = p.detector
-        quadratures = QUADRATURES[detector.measurement]
-        samples = quadratures * self.pe_fraction * self.block_size
-        z = -ndtri(self.eps_pe / 2.0)
+    def estimation_samples(self, p):
+        """Quadrature samples ``k = d m`` the parameter estimation reads."""
+        return QUADRATURES[p.detector.measurement] * self.pe_fraction * self.block_size
+
+    def observed(self, p, transmittance, excess_noise):
+        """``(t, sigma^2)`` of Bob's quadratures ``y = t x + z`` (module docstring)."""
+        detector, quadratures = p.detector, QUADRATURES[p.detector.measurement]
         t = jnp.sqrt(detector.efficiency * transmittance / quadratures)
-        sigma2 = 1.0 + detector.electronic_noise_snu + detector.efficiency * transmittance * excess_noise / quadratures
+        return t, 1.0 + detector.electronic_noise_snu + detector.efficiency * transmittance * excess_noise / quadratures
+
+    def worst_case_channel(self, p, t, sigma2):
+        """``(T_min, xi_max)`` at the edge of the confidence region around the estimates ``t``, ``sigma^2``."""
+        detector, quadratures = p.detector, QUADRATURES[p.detector.measurement]
+        samples = self.estimation_samples(p)
+        z = -ndtri(self.eps_pe / 2.0)
         t_min = jnp.maximum(t - z * jnp.sqrt(sigma2 / (samples * p.source.modulation_variance_snu)), 0.0)
         sigma2_max = sigma2 * (1.0 + z * jnp.sqrt(2.0 / samples))
         transmittance_min = quadratures * t_min**2 / detector.efficiency
         excess_max = safe_divide(quadratures * (sigma2_max - 1.0 - detector.electronic_noise_snu), detector.efficiency * transmittance_min)
-        return transmittance_min, excess_max
+        return transmittance_min, jnp.maximum(excess_max, 0.0)
 
     @staticmethod
     def holevo(args):
@@ -149,16 +171,12 @@ class CVGG02(Protocol):
         excess = self.excess_noise_snu + raman
         args = self.channel(p, transmittance, excess)
         information = mutual_information(*args)
-        detector = p.detector
-        snr = safe_divide(
-            detector.efficiency * transmittance * p.source.modulation_variance_snu / QUADRATURES[detector.measurement],
-            1.0 + detector.electronic_noise_snu + detector.efficiency * transmittance * excess / QUADRATURES[detector.measurement],
-        )
+        t, sigma2 = self.observed(p, transmittance, excess)
         found = {
             "mutual_information": information,
             "excess_noise_total_snu": excess,
             "raman_excess_noise_snu": raman,
-            "signal_to_noise": snr,
+            "signal_to_noise": t**2 * p.source.modulation_variance_snu / sigma2,
             "plob_bound_per_pulse": plob_bound(transmittance),
             "channel_transmittance": transmittance,
         }
@@ -167,15 +185,25 @@ class CVGG02(Protocol):
             holevo, unresolved = self.holevo(args)
             margin = self.reconciliation_efficiency * information - holevo
             return kept * jnp.where(margin > unresolved, margin, -unresolved), found | {"holevo_bound": holevo}
-        transmittance_min, excess_max = self.worst_case_channel(p, transmittance, excess)
+        margin, finite = self.block_margin(p, information, t, sigma2)
+        return margin, found | finite
+
+    def block_margin(self, p, information, t, sigma2):
+        """Key bits per symbol of a block whose estimates are ``t``, ``sigma^2`` (before clipping), and its
+        worst-case channel, offset, Holevo bound and key length."""
+        transmittance_min, excess_max = self.worst_case_channel(p, t, sigma2)
         usable = transmittance_min > TRANSMITTANCE_FLOOR  # below it the estimate cannot exclude a cut channel
         holevo, unresolved = self.holevo(self.channel(p, jnp.maximum(transmittance_min, TRANSMITTANCE_FLOOR), excess_max))
         offset = self.finite_size_offset()
         margin = self.reconciliation_efficiency * information - holevo - offset
-        margin = kept * (1.0 - self.pe_fraction) * jnp.where((margin > unresolved) & usable, margin, -unresolved - offset)
-        finite = {"transmittance_min": transmittance_min, "excess_noise_max_snu": excess_max, "finite_size_offset": offset}
+        margin = (
+            (1.0 - self.frame_error_rate)
+            * (1.0 - self.pe_fraction)
+            * jnp.where((margin > unresolved) & usable, margin, -unresolved - offset)
+        )
         key_length = jnp.floor(jnp.maximum(margin, 0.0) * self.block_size)
-        return margin, found | finite | {"holevo_bound": holevo, "key_length": key_length}
+        finite = {"transmittance_min": transmittance_min, "excess_noise_max_snu": excess_max, "finite_size_offset": offset}
+        return margin, finite | {"holevo_bound": holevo, "key_length": key_length}
 
     # --- the point scenario's interface ------------------------------------------------------------------------
 
@@ -184,7 +212,29 @@ class CVGG02(Protocol):
         per_symbol = jnp.maximum(margin, 0.0)
         if self.block_size is not None:
             per_symbol = found["key_length"] / self.block_size
-        return {"key_rate": per_symbol * p.source.symbol_rate_hz, "key_rate_per_pulse": per_symbol, **found}, None
+        block = (found["mutual_information"], *self.observed(p, found["channel_transmittance"], found["excess_noise_total_snu"]))
+        return {"key_rate": per_symbol * p.source.symbol_rate_hz, "key_rate_per_pulse": per_symbol, **found}, block
+
+    def sample_metrics(self, p, key, trials, keep_trials, block):
+        """Distribution of the key over ``trials`` blocks whose parameter estimates are sampled (module docstring)."""
+        information, t, sigma2 = block
+        samples = self.estimation_samples(p)
+
+        def one(trial):
+            estimates = sampled_estimates(trial_stream(key, trial, COUNTS_STREAM), t, sigma2, p.source.modulation_variance_snu, samples)
+            return self.block_margin(p, information, *estimates)[1]["key_length"]
+
+        key_length = jax.vmap(one)(jnp.arange(trials))
+        metrics = {
+            **summarise("key_length", key_length),
+            **summarise("key_rate", key_length / self.block_size * p.source.symbol_rate_hz),
+            **probability_estimate("abort_probability", key_length == 0),
+        }
+        return metrics | ({"trial_key_length": key_length} if keep_trials else {})
+
+    @classmethod
+    def sample_outputs(cls, keep_trials: bool):
+        return {**MONTECARLO_OUTPUTS, **({"trial_key_length": TRIAL_OUTPUTS["trial_key_length"]} if keep_trials else {})}
 
     def margin_per_pulse(self, p):
         """Secret bits per symbol before clipping (negative: no key), the optimiser's objective."""

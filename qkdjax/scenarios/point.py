@@ -23,7 +23,7 @@ def key_rate(p):
 class PointStudy(Study):
     """Asymptotic key rates, or finite-key blocks with the expected counts when the protocol's finite-key field is
     set, with ``trials`` Monte Carlo blocks per point when ``trials > 0``; the link may add metrics of its own
-    (``point_outputs``, ``point_metrics``: a satellite's loss budget)."""
+    (``outputs``, ``point_metrics``: a satellite's loss budget, a lit fibre's Raman noise)."""
 
     name = "point"
 
@@ -38,18 +38,13 @@ class PointStudy(Study):
                 else f"protocol.type {static.get('protocol.type')} has no finite-key analysis: set montecarlo.trials=0"
             )
             raise ConfigError(f"montecarlo.trials = {settings.trials} samples finite blocks: {how}")
-        if settings.trials and not protocol.sampled_blocks:
-            raise ConfigError(
-                f"montecarlo.trials = {settings.trials}: protocol.type {static.get('protocol.type')} has no Monte Carlo of its blocks (its "
-                "finite-size key is of the expected statistics): set montecarlo.trials=0"
-            )
         if settings.keep_trials and not settings.trials:
             raise ConfigError("montecarlo.keep_trials = true keeps per-trial values of finite blocks: set montecarlo.trials > 0")
 
     @property
     def outputs(self) -> Mapping[str, Output]:
         protocol, link = self.classes["protocol"], self.classes["link"]
-        extra = {**link.point_outputs, **self.optimize_outputs, **self.inverse_outputs}
+        extra = {**link.outputs(self.static), **self.optimize_outputs, **self.inverse_outputs}
         montecarlo = protocol.sample_outputs(self.keep_trials) if self.trials else {}
         return {**protocol.outputs(self.static), **extra, **montecarlo}
 
