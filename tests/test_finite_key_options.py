@@ -101,7 +101,7 @@ def test_the_vacuum_term_adds_the_vacuum_yields_key(decoy):
     excluded = bb84_decoy.asymptotic_estimate(build_params(values))
     p = build_params(values | {"protocol.vacuum_contribution": "included"})
     included = bb84_decoy.asymptotic_estimate(p)
-    detector = p.detector.with_background(p.link.background_count_prob(p.source.rep_rate_hz))
+    detector = bb84_decoy.bob_detectors(p)
     noise_click = float(click_and_error_probs(0.0, detector)[0])  # the vacuum yield; a vacuum weak intensity measures it
     expected = (
         0.0

@@ -133,6 +133,11 @@ TRIAL_OUTPUTS: Mapping[str, Output] = {
 }
 
 
+def bob_detectors(p: StudyParams):
+    """Bob's two detectors with the noise the link lets in added to their dark counts."""
+    return p.detector.with_background(p.link.background_count_prob(p.detector.efficiency, 2))
+
+
 def detection_statistics(p: StudyParams, channel):
     """Gains and error gains per intensity (signal, decoy, weak), the true single-photon yield and error yield,
     and the true vacuum yield.
@@ -141,7 +146,7 @@ def detection_statistics(p: StudyParams, channel):
     Poisson noise). Dead time scales every yield by the live fraction at the mean click rate of the intensity
     mix, shared by Bob's two detectors.
     """
-    detector = p.detector.with_background(p.link.background_count_prob(p.detector.efficiency, 2))  # Bob's two
+    detector = bob_detectors(p)
     eta = channel * detector.efficiency
     click, error = click_and_error_probs(-jnp.expm1(-eta * intensities(p.source)), detector)
     mean_click = jnp.dot(intensity_probs(p.source), click)
