@@ -111,22 +111,34 @@ def best_design(cube: xr.Dataset) -> Iterator[str]:
             yield f"- Highest {variable}: **{_format(best['value'])} {units}** at {_point_text(best) or 'the only point'}."
 
 
+def goal_answers(target: float, answer, heading, body) -> Iterator[str]:
+    """An answer (``answer(rate)``: a DataArray) for the key-rate target and for any positive key, under
+    ``heading(goal, result)``, with ``body(result)`` its lines; the second only where it differs from the first."""
+    shown = None
+    for goal, value in ((f"key rate >= {target:g} bit/s", target), ("any positive key", np.finfo(float).tiny)):
+        result = answer(value)
+        yield heading(goal, result)
+        if shown is not None and result.equals(shown):
+            yield "The same: the key rate is still above the target where the key ends."
+            continue
+        yield from body(result)
+        shown = result
+
+
 def reach_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
     """Maximal reach along the distance dim: for the key-rate target and for any positive key."""
     dim = next(iter(role_dims(cube, "distance")), None)
     if dim is None or "key_rate" not in cube:
         return
-    shown = None
-    for goal, value in ((f"key rate >= {target:g} bit/s", target), ("any positive key", np.finfo(float).tiny)):
-        result = analysis.reach(cube, value, dim)
-        yield f"\n### Maximal reach ({dim}) for {goal}\n"
-        if shown is not None and result.equals(shown):
-            yield "The same: the key rate is still above the target where the key ends."
-            continue
+
+    def body(result):
         yield f"Range over the other dims: {_format(float(result.min()))} - {_format(float(result.max()))} {units_of(result.attrs)}."
         yield "`at_grid_edge`: met up to the grid's end (the true reach may be longer).\n"
         yield markdown_table(result)
-        shown = result
+
+    yield from goal_answers(
+        target, lambda rate: analysis.reach(cube, rate, dim), lambda goal, _: f"\n### Maximal reach ({dim}) for {goal}\n", body
+    )
 
 
 def required_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
@@ -148,19 +160,19 @@ def tolerance_answers(cube: xr.Dataset, target: float) -> Iterator[str]:
     the largest value on the grid still reaching the target, and still making key, with the most tolerant design."""
     if "key_rate" not in cube:
         return
+
+    def body(result):
+        yield "n/a: no value on the grid reaches it; `at_grid_edge`: tolerated up to the grid's end (perhaps beyond).\n"
+        yield markdown_table(result, max_rows=4 * MAX_ROWS) if "design" not in result.dims else design_columns(result)
+
     for dim in role_dims(cube, "interference"):
-        if dim not in drop_constant_dims(cube.key_rate).dims:
-            continue
-        shown = None
-        for goal, value in ((f"key rate >= {target:g} bit/s", target), ("any positive key", np.finfo(float).tiny)):
-            result = analysis.required_value(cube, value, dim, side="max")
-            yield f"\n### Largest {dim} tolerated for {goal} ({units_of(result.attrs)})\n"
-            if shown is not None and result.equals(shown):
-                yield "The same: where the key ends it is still above the target."
-                continue
-            shown = result
-            yield "n/a: no value on the grid reaches it; `at_grid_edge`: tolerated up to the grid's end (perhaps beyond).\n"
-            yield markdown_table(result, max_rows=4 * MAX_ROWS) if "design" not in result.dims else design_columns(result)
+        if dim in drop_constant_dims(cube.key_rate).dims:
+            yield from goal_answers(
+                target,
+                lambda rate, dim=dim: analysis.required_value(cube, rate, dim, side="max"),
+                lambda goal, result, dim=dim: f"\n### Largest {dim} tolerated for {goal} ({units_of(result.attrs)})\n",
+                body,
+            )
 
 
 def design_columns(result: xr.DataArray) -> str:

@@ -66,16 +66,15 @@ def build_graph(sites: Mapping[str, str], edges: Sequence[tuple[str, str]], what
     return Graph(tuple(sites), tuple(sites.values()), tuple(pairs))
 
 
-def _connected(members: frozenset[int], adjacent: list[set[int]]) -> bool:
-    """Whether ``members`` (non-empty) induce a connected subgraph."""
-    start = next(iter(members))
+def _reached(start: int, adjacent: list[set[int]], within: frozenset[int] | None = None) -> frozenset[int]:
+    """The sites reachable from ``start`` through links, staying ``within`` the given sites (default: all)."""
     seen, stack = {start}, [start]
     while stack:
-        for other in adjacent[stack.pop()] & members:
-            if other not in seen:
+        for other in adjacent[stack.pop()]:
+            if other not in seen and (within is None or other in within):
                 seen.add(other)
                 stack.append(other)
-    return len(seen) == len(members)
+    return frozenset(seen)
 
 
 def minimal_cuts(graph: Graph, source: int, sink: int) -> np.ndarray:
@@ -83,7 +82,7 @@ def minimal_cuts(graph: Graph, source: int, sink: int) -> np.ndarray:
     in a deterministic order. ConfigError if the two sites are not connected, or past ``MAX_CUTS`` cuts."""
     adjacent = graph.neighbours()
     everyone = frozenset(range(len(graph.sites)))
-    if sink not in _component(source, adjacent):
+    if sink not in _reached(source, adjacent):
         raise ConfigError(f"sites {graph.sites[source]!r} and {graph.sites[sink]!r} are not connected by any link path")
     sides: list[frozenset[int]] = []
     visited = 0
@@ -93,8 +92,8 @@ def minimal_cuts(graph: Graph, source: int, sink: int) -> np.ndarray:
     while stack:
         side, excluded = stack.pop()
         visited += 1
-        rest = everyone - side
-        if sink in rest and _connected(rest, adjacent):
+        rest = everyone - side  # holds the sink: it is excluded from every branch
+        if _reached(sink, adjacent, rest) == rest:
             sides.append(side)
             if len(sides) > MAX_CUTS:
                 raise ConfigError(
@@ -108,16 +107,6 @@ def minimal_cuts(graph: Graph, source: int, sink: int) -> np.ndarray:
     ends = np.asarray(graph.edges, dtype=int).reshape(-1, 2)
     matrix = np.array([[(i in side) != (j in side) for i, j in ends] for side in sides], dtype=bool).reshape(len(sides), len(ends))
     return matrix[np.lexsort(matrix.T[::-1])]
-
-
-def _component(site: int, adjacent: list[set[int]]) -> frozenset[int]:
-    seen, stack = {site}, [site]
-    while stack:
-        for other in adjacent[stack.pop()]:
-            if other not in seen:
-                seen.add(other)
-                stack.append(other)
-    return frozenset(seen)
 
 
 def max_flow(cuts, rates):

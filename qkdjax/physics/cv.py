@@ -69,14 +69,15 @@ def mutual_information(modulation_variance_snu, transmittance, excess_noise_snu,
 
 
 def holevo_bound(modulation_variance_snu, transmittance, excess_noise_snu, efficiency, electronic_noise_snu, measurement):
-    """Eve's Holevo information on Bob's data ``chi_BE`` in bits per symbol (reverse reconciliation, trusted detector)."""
-    before, after = eve_entropies(modulation_variance_snu, transmittance, excess_noise_snu, efficiency, electronic_noise_snu, measurement)
-    return jnp.maximum(before - after, 0.0)
+    """Eve's Holevo information on Bob's data ``chi_BE`` in bits per symbol (reverse reconciliation, trusted
+    detector), and its rounding error: ``chi_BE`` is a difference of entropies, so a key below about 1e-16 of their
+    size (at ``T < 1e-12``) is not resolved in float64."""
+    before, after = _eve_entropies(modulation_variance_snu, transmittance, excess_noise_snu, efficiency, electronic_noise_snu, measurement)
+    return jnp.maximum(before - after, 0.0), 64.0 * jnp.finfo(jnp.float64).eps * (before + after)
 
 
-def eve_entropies(modulation_variance_snu, transmittance, excess_noise_snu, efficiency, electronic_noise_snu, measurement):
-    """``(S(E), S(E | Bob's data))`` in bits: ``G(l1) + G(l2)`` and ``G(l3) + G(l4)``. Their difference ``chi_BE``
-    carries a rounding error of about 1e-16 of their size, which matters where the key is that small (``T < 1e-12``)."""
+def _eve_entropies(modulation_variance_snu, transmittance, excess_noise_snu, efficiency, electronic_noise_snu, measurement):
+    """``(S(E), S(E | Bob's data))`` in bits: ``G(l1) + G(l2)`` and ``G(l3) + G(l4)``."""
     v = modulation_variance_snu + 1.0
     t = transmittance
     chi_line = 1.0 / t - 1.0 + excess_noise_snu

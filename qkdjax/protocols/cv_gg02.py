@@ -49,7 +49,7 @@ from qkdjax.montecarlo.estimates import COUNTS_STREAM, probability_estimate, sum
 from qkdjax.numerics import safe_divide
 from qkdjax.parameters import NON_NEGATIVE, Protocol, Quantity, Range, number
 from qkdjax.physics.bounds import plob_bound
-from qkdjax.physics.cv import QUADRATURES, eve_entropies, mutual_information
+from qkdjax.physics.cv import QUADRATURES, holevo_bound, mutual_information
 from qkdjax.protocols.bb84_decoy import MONTECARLO_OUTPUTS, TRIAL_OUTPUTS
 from qkdjax.sources.gaussian import GaussianModulation
 from qkdjax.sweep import Output
@@ -153,19 +153,13 @@ class CVGG02(Protocol):
         excess_max = safe_divide(quadratures * (sigma2_max - 1.0 - detector.electronic_noise_snu), detector.efficiency * transmittance_min)
         return transmittance_min, jnp.maximum(excess_max, 0.0)
 
-    @staticmethod
-    def holevo(args):
-        """``chi_BE`` and the rounding error of the entropies it is the difference of: a key below it is not
-        resolved in float64 (at ``T < 1e-12``) and is reported as none, never as a rounding artefact."""
-        before, after = eve_entropies(*args)
-        return jnp.maximum(before - after, 0.0), 64.0 * jnp.finfo(jnp.float64).eps * (before + after)
-
     def finite_size_offset(self):
         n = (1.0 - self.pe_fraction) * self.block_size
         return 7.0 * jnp.sqrt(jnp.log2(2.0 / self.eps_smooth) / n) + 2.0 / n * jnp.log2(1.0 / self.eps_pa)
 
     def evaluate(self, p):
-        """Key bits per symbol before clipping, and the quantities the cube reports."""
+        """Key bits per symbol before clipping, the quantities the cube reports, and what a sampled block needs:
+        ``(I_AB, t, sigma^2)``."""
         transmittance = p.link.transmittance()
         raman = self.raman_excess_noise(p, transmittance)
         excess = self.excess_noise_snu + raman
@@ -182,18 +176,18 @@ class CVGG02(Protocol):
         }
         kept = 1.0 - self.frame_error_rate
         if self.block_size is None:
-            holevo, unresolved = self.holevo(args)
+            holevo, unresolved = holevo_bound(*args)  # a key below the rounding is none, never an artefact
             margin = self.reconciliation_efficiency * information - holevo
-            return kept * jnp.where(margin > unresolved, margin, -unresolved), found | {"holevo_bound": holevo}
+            return kept * jnp.where(margin > unresolved, margin, -unresolved), found | {"holevo_bound": holevo}, (information, t, sigma2)
         margin, finite = self.block_margin(p, information, t, sigma2)
-        return margin, found | finite
+        return margin, found | finite, (information, t, sigma2)
 
     def block_margin(self, p, information, t, sigma2):
         """Key bits per symbol of a block whose estimates are ``t``, ``sigma^2`` (before clipping), and its
         worst-case channel, offset, Holevo bound and key length."""
         transmittance_min, excess_max = self.worst_case_channel(p, t, sigma2)
         usable = transmittance_min > TRANSMITTANCE_FLOOR  # below it the estimate cannot exclude a cut channel
-        holevo, unresolved = self.holevo(self.channel(p, jnp.maximum(transmittance_min, TRANSMITTANCE_FLOOR), excess_max))
+        holevo, unresolved = holevo_bound(*self.channel(p, jnp.maximum(transmittance_min, TRANSMITTANCE_FLOOR), excess_max))
         offset = self.finite_size_offset()
         margin = self.reconciliation_efficiency * information - holevo - offset
         margin = (
@@ -208,11 +202,10 @@ class CVGG02(Protocol):
     # --- the point scenario's interface ------------------------------------------------------------------------
 
     def metrics(self, p):
-        margin, found = self.evaluate(p)
+        margin, found, block = self.evaluate(p)
         per_symbol = jnp.maximum(margin, 0.0)
         if self.block_size is not None:
             per_symbol = found["key_length"] / self.block_size
-        block = (found["mutual_information"], *self.observed(p, found["channel_transmittance"], found["excess_noise_total_snu"]))
         return {"key_rate": per_symbol * p.source.symbol_rate_hz, "key_rate_per_pulse": per_symbol, **found}, block
 
     def sample_metrics(self, p, key, trials, keep_trials, block):
