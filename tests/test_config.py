@@ -34,7 +34,7 @@ BAD_INPUTS = [
         ["link.distanc_km=5"],
         "unknown config key 'link.distanc_km' (did you mean link.distance_km? link accepts, by link.type: fibre: attenuation_db_per_km, classical_",
     ),
-    (["+link.fiber_type=smf28"], "unknown config key 'link.fiber_type' (link accepts: co_channels, counter_channels,"),
+    (["+link.fiber_type=smf28"], "unknown config key 'link.fiber_type' (link accepts: classical_channels, classical_counter_channels,"),
     (["link.distance_km=${linspace:0,250}"], "link.distance_km: malformed range: linspace got 2 argument(s)"),
     (["link.distance_km=${logspace:0,2,0}"], "link.distance_km: malformed range: logspace:0,2,0"),
     (["link.distance_km=${linspace:0,250,2.5}"], "link.distance_km: malformed range: linspace:0,250,2.5"),

@@ -111,8 +111,8 @@ def lit_fibre(rng, n):
     """A fibre carrying classical traffic: Raman noise over its allowed ranges (wavelengths across the bands)."""
     return {
         **fibre(rng, n),
-        "link.co_channels": with_zeros(rng, rng.integers(1, 64, n).astype(float)),
-        "link.counter_channels": with_zeros(rng, rng.integers(1, 64, n).astype(float)),
+        "link.classical_channels": with_zeros(rng, rng.integers(1, 64, n).astype(float)),
+        "link.classical_counter_channels": with_zeros(rng, rng.integers(1, 64, n).astype(float)),
         "link.classical_power_dbm": rng.uniform(-80.0, 30.0, n),
         "link.classical_wavelength_nm": rng.uniform(1260.0, 1675.0, n),
         "link.quantum_wavelength_nm": rng.uniform(1260.0, 1675.0, n),

@@ -1,6 +1,6 @@
 """Fibre links: one span from Alice to Bob, or two spans to a middle station (MDI and twin-field QKD), dark or lit.
 
-A lit fibre (``co_channels`` or ``counter_channels`` set; both null: dark fibre, no Raman terms computed or written)
+A lit fibre (``classical_channels`` or ``classical_counter_channels`` set; both null: dark fibre, no Raman terms computed or written)
 carries classical channels beside the quantum one: their spontaneous Raman scattering puts noise photons
 at the quantum wavelength into the receiver (``qkdjax.physics.raman``). Co-propagating channels travel with the
 quantum signal, counter-propagating ones against it (their transmitter sits at the quantum receiver); all have the
@@ -46,12 +46,12 @@ RAMAN_OUTPUTS: Mapping[str, Output] = {
 class LitFibre(Link):
     """Classical traffic in the fibre and what the quantum receiver lets in of its Raman noise (module docstring)."""
 
-    co_channels: Any = number(
-        "1", "classical channels co-propagating with the quantum signal (null: none, and dark if counter_channels is)", CHANNELS,
+    classical_channels: Any = number(
+        "1", "classical channels co-propagating with the quantum signal (null: none, and dark if classical_counter_channels is)", CHANNELS,
         optional=True, default=None,
     )  # fmt: skip
-    counter_channels: Any = number(
-        "1", "classical channels counter-propagating to the quantum signal (null: none, and dark if co_channels is)", CHANNELS,
+    classical_counter_channels: Any = number(
+        "1", "classical channels counter-propagating to the quantum signal (null: none, and dark if classical_channels is)", CHANNELS,
         optional=True, default=None,
     )  # fmt: skip
     classical_power_dbm: Any = number(
@@ -72,12 +72,12 @@ class LitFibre(Link):
 
     @classmethod
     def outputs(cls, static):
-        lit = any(static.get(f"link.{name}", 0.0) is not None for name in ("co_channels", "counter_channels"))
+        lit = any(static.get(f"link.{name}", 0.0) is not None for name in ("classical_channels", "classical_counter_channels"))
         return RAMAN_OUTPUTS if lit else {}
 
     @property
     def lit(self) -> bool:
-        return self.co_channels is not None or self.counter_channels is not None
+        return self.classical_channels is not None or self.classical_counter_channels is not None
 
     def arm_lengths_km(self):
         raise NotImplementedError
@@ -88,7 +88,7 @@ class LitFibre(Link):
         classical = self.attenuation_db_per_km if self.classical_attenuation_db_per_km is None else self.classical_attenuation_db_per_km
         length = self.arm_lengths_km()
         effective = (forward_raman_length_km if forward else backward_raman_length_km)(length, classical, self.attenuation_db_per_km)
-        channels = self.co_channels if forward else self.counter_channels
+        channels = self.classical_channels if forward else self.classical_counter_channels
         if channels is None:
             return jnp.zeros_like(length)
         rho = self.raman_coefficient_per_km_nm
