@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -409,6 +409,52 @@ def _check_exactly_one_set(group: str, cls: type, values: Mapping[str, np.ndarra
             raise ConfigError(f"set exactly one of {' and '.join(paths)} (the other null), but {found}")
 
 
+class GroupValues(NamedTuple):
+    """A group's values as parsed: static choices, numeric values (one array each), and which of them are axes."""
+
+    static: dict[str, Any]
+    numeric: dict[str, np.ndarray]
+    numeric_axes: list[Axis]
+    categorical_axes: list[Axis]
+
+
+def parse_group(group: str, cls: type, given: Mapping[str, Any], value_of, classes: Mapping[str, type]) -> GroupValues:
+    """Validate the values of one group's fields: ``given`` holds the keys the config sets, ``value_of(name)`` the
+    value of one of them. Relations between fields are checked by the caller, once every group is parsed."""
+    parsed = GroupValues({}, {}, [], [])
+    for field in dataclasses.fields(cls):
+        path, meta = f"{group}.{field.name}", field.metadata
+        value = value_of(field.name) if field.name in given else field.default
+        if meta.get("hops"):
+            parsed.static[path] = _hops(path, value, {**classes, "link": meta["hops"]})
+        elif "parse" in meta:
+            parsed.static[path] = meta["parse"](path, value, classes)
+        elif "table" in meta:
+            parsed.static[path] = _table(path, value, meta["table"])
+        elif "choices" in meta:
+            values = _choice_values(path, value, meta["choices"])
+            if isinstance(value, list):
+                parsed.categorical_axes.append(Axis(path, np.asarray(values, dtype=object), {"long_name": meta["long_name"]}))
+            else:
+                parsed.static[path] = value
+        elif value is None and meta["optional"]:
+            parsed.static[path] = None
+        else:
+            parsed.numeric[path] = _numeric_values(path, value, meta["range"])
+            if _is_axis(value):
+                role = {ROLE_ATTR: meta["role"]} if meta.get("role") else {}
+                parsed.numeric_axes.append(Axis(path, parsed.numeric[path], {**cf_attrs(meta["units"]), "long_name": meta["long_name"], **role}))
+    return parsed
+
+
+def check_relations(classes: Mapping[str, type], numeric: Mapping[str, np.ndarray], static: Mapping[str, Any]) -> None:
+    """Every relation between parameters (constraints, exactly-one-set groups) on every combination of values."""
+    for group, cls in classes.items():
+        _check_constraints(group, cls, numeric, static)
+        _check_exactly_one_set(group, cls, numeric)
+        cls.check_grid(static, numeric)
+
+
 def parse_grid(cfg: DictConfig) -> Grid:
     """Validate the physics groups of a composed config and lay out its grid. Raises ``ConfigError``."""
     fixed, static, numeric, numeric_axes, categorical_axes = {}, {}, {}, [], []
@@ -417,35 +463,14 @@ def parse_grid(cfg: DictConfig) -> Grid:
     check_compatible(classes, types)
     for group, cls in classes.items():
         _check_keys(cfg, group, cls)
-        for field in dataclasses.fields(cls):
-            path, meta = f"{group}.{field.name}", field.metadata
-            value = _resolve(cfg[group], path) if field.name in cfg[group] else field.default
-            if meta.get("hops"):
-                static[path] = _hops(path, value, {**classes, "link": meta["hops"]})
-                continue
-            if "table" in meta:
-                static[path] = _table(path, value, meta["table"])
-                continue
-            if "choices" in meta:
-                values = _choice_values(path, value, meta["choices"])
-                if isinstance(value, list):
-                    axis_attrs = {"long_name": meta["long_name"]}
-                    categorical_axes.append(Axis(path, np.asarray(values, dtype=object), axis_attrs))
-                else:
-                    static[path] = value
-                continue
-            if value is None and meta["optional"]:
-                static[path] = None
-                continue
-            numeric[path] = _numeric_values(path, value, meta["range"])
-            if _is_axis(value):
-                role = {ROLE_ATTR: meta["role"]} if meta.get("role") else {}
-                numeric_axes.append(Axis(path, numeric[path], {**cf_attrs(meta["units"]), "long_name": meta["long_name"], **role}))
-            else:
-                fixed[path] = float(numeric[path][0])
-    for group, cls in classes.items():
-        _check_constraints(group, cls, numeric, static)
-        _check_exactly_one_set(group, cls, numeric)
+        parsed = parse_group(group, cls, cfg[group], lambda name, group=group: _resolve(cfg[group], f"{group}.{name}"), classes)
+        static |= parsed.static
+        numeric |= parsed.numeric
+        numeric_axes += parsed.numeric_axes
+        categorical_axes += parsed.categorical_axes
+    axes = {a.name for a in numeric_axes}
+    fixed = {path: float(values[0]) for path, values in numeric.items() if path not in axes}
+    check_relations(classes, numeric, static)
     return Grid(fixed, static, tuple(numeric_axes), tuple(categorical_axes))
 
 

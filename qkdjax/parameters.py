@@ -1,9 +1,9 @@
 """Parameter pytrees and the registry of models: the single source of units, ranges, roles and names.
 
-A model is a frozen dataclass that subclasses one of the four group bases below (``Link``, ``Detector``,
-``Source``, ``Protocol``) and names its ``types``: defining it registers it, so ``link=NAME`` (or
+A model is a frozen dataclass that subclasses one of the five group bases below (``Link``, ``Detector``,
+``Source``, ``Protocol``, ``Cost``) and names its ``types``: defining it registers it, so ``link=NAME`` (or
 ``protocol.type: NAME``) in a config selects it and nothing else in qkdjax has to know it exists. The modules
-of ``qkdjax.links``, ``qkdjax.detectors``, ``qkdjax.sources`` and ``qkdjax.protocols`` are imported on the
+of ``qkdjax.links``, ``qkdjax.detectors``, ``qkdjax.sources``, ``qkdjax.protocols`` and ``qkdjax.costs`` are imported on the
 first lookup; a model defined anywhere else (a notebook, a test, a user package) registers the same way.
 
 Every numeric field carries its CF ``units``, a ``long_name``, its allowed range and optionally a default, whether
@@ -105,6 +105,13 @@ class Column(NamedTuple):
     allowed: Range
 
 
+def structure(long_name: str, parse: Callable[[str, Any, Mapping[str, type]], Any], default: Any = dataclasses.MISSING) -> Any:
+    """A static field of structured config (a network's sites, links, demands): ``parse(path, value, classes)``
+    (``classes``: the study's group -> class) validates the value as written and returns it hashable, raising
+    ``qkdjax.config.ConfigError`` (one line)."""
+    return dataclasses.field(default=default, metadata={"static": True, "long_name": long_name, "parse": parse})
+
+
 def table(long_name: str, columns: tuple[Column, ...]) -> Any:
     """A measured table (rows of ``columns``, the first strictly increasing): given inline as a list of rows or as
     the path of a CSV file, null where unused. Static (it shapes the program): a tuple of column tuples."""
@@ -129,8 +136,14 @@ def choice_fields(cls: type) -> tuple[dataclasses.Field, ...]:
     return tuple(f for f in dataclasses.fields(cls) if "choices" in f.metadata)
 
 
-GROUPS = ("link", "detector", "source", "protocol")
-PACKAGES = {"link": "qkdjax.links", "detector": "qkdjax.detectors", "source": "qkdjax.sources", "protocol": "qkdjax.protocols"}
+GROUPS = ("link", "detector", "source", "protocol", "cost")
+PACKAGES = {
+    "link": "qkdjax.links",
+    "detector": "qkdjax.detectors",
+    "source": "qkdjax.sources",
+    "protocol": "qkdjax.protocols",
+    "cost": "qkdjax.costs",
+}
 _REGISTRY: dict[str, dict[str, type]] = {group: {} for group in GROUPS}
 
 
@@ -156,6 +169,13 @@ class Params:
                 if _REGISTRY[cls.group].get(name, cls).__qualname__ != cls.__qualname__:
                     raise TypeError(f"{cls.group} type {name!r} is registered already by {_REGISTRY[cls.group][name]}")
                 _REGISTRY[cls.group][name] = cls
+
+    @classmethod
+    def check_grid(cls, static: Mapping[str, Any], numeric: Mapping[str, Any]) -> None:
+        """Check what constraints cannot express once the whole grid is parsed (``group.field`` -> static value,
+        or -> the array of a numeric field's values), e.g. that a network's links name its sites; raise
+        ``qkdjax.config.ConfigError`` (one line)."""
+        del static, numeric
 
     @classmethod
     def feasible_interval(cls, name: str, box: tuple[Any, Any], values: Mapping[str, Any], least: Callable[[str], Any]) -> tuple[Any, Any]:
@@ -237,7 +257,8 @@ class Protocol(Params):
 
     Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
     ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
-    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block).
+    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block), ``cost_family`` (the
+price set's terminal-pair price it takes).
     The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
     blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
     ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
@@ -249,11 +270,19 @@ class Protocol(Params):
     needs: ClassVar[Mapping[str, type]] = {}
     finite_key_field: ClassVar[str | None] = None
     pass_blocks: ClassVar[bool] = False
+    cost_family: ClassVar[str | None] = None  # how a price set prices its terminal pair (``qkdjax.costs``)
 
     @classmethod
     def finite(cls, static: Mapping[str, Any]) -> bool:
         """Whether the grid's static choices select the finite-key analysis."""
         return cls.finite_key_field is not None and static.get(f"protocol.{cls.finite_key_field}", 1.0) is not None
+
+
+class Cost(Params):
+    """Prices of a design (``qkdjax.costs``): what its sites and links cost to build and run."""
+
+    group = "cost"
+    default_type: ClassVar[str] = "none"
 
 
 @functools.cache
@@ -276,7 +305,7 @@ def registry(group: str) -> Mapping[str, type]:
     return _REGISTRY[group]
 
 
-BASES: Mapping[str, type] = {"link": Link, "detector": Detector, "source": Source, "protocol": Protocol}
+BASES: Mapping[str, type] = {"link": Link, "detector": Detector, "source": Source, "protocol": Protocol, "cost": Cost}
 
 
 def group_class(group: str, type_name: str | None) -> type:
@@ -318,6 +347,7 @@ class StudyParams(NamedTuple):
     detector: Detector
     source: Source
     protocol: Protocol
+    cost: Cost
 
 
 def build_params(values: Mapping[str, Any]) -> StudyParams:

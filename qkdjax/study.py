@@ -82,6 +82,11 @@ class Study:
         }
 
     @property
+    def labels(self) -> Mapping[str, tuple[str, np.ndarray, Mapping[str, str]]]:
+        """Non-index coordinates on per-point dims: name -> (dim, values, attrs) (e.g. the ends of a network's links)."""
+        return {}
+
+    @property
     def optimize_outputs(self) -> dict[str, Output]:
         """``opt.<param>`` for every optimised parameter, the convergence flag and the rate before optimising."""
         if self.optimizer is None:

@@ -53,6 +53,7 @@ class StudyLike(Hashable, typing.Protocol):
 
     outputs: Mapping[str, Output]
     coords: Mapping[str, tuple[np.ndarray, Mapping[str, str]]]
+    labels: Mapping[str, tuple[str, np.ndarray, Mapping[str, str]]]  # non-index coords on per-point dims: name -> (dim, values, attrs)
     evaluations_per_point: int  # Monte Carlo trials per point, to bound the memory of a chunk
 
     def __call__(self, values: Mapping[str, jax.Array], key: jax.Array) -> Metrics: ...
@@ -204,6 +205,12 @@ def choice_key(root_key: jax.Array, combo_index: int, common_keys: bool) -> jax.
     return root_key if common_keys else jax.random.fold_in(root_key, combo_index)
 
 
+def point_coords(study: StudyLike, used: set[str]) -> dict[str, xr.Variable]:
+    """Coordinates of the per-point dims the outputs ``used``, and the study's labels (which may add a dim)."""
+    coords = {d: xr.Variable(d, *study.coords[d]) for d in used}
+    return coords | {name: xr.Variable(dim, values, dict(attrs)) for name, (dim, values, attrs) in study.labels.items()}
+
+
 def variable_attrs(output: Output) -> dict[str, str]:
     return {**cf_attrs(output.units), "long_name": output.long_name, **({ROLE_ATTR: output.role} if output.role else {})}
 
@@ -231,8 +238,7 @@ def run_grid(make_study: StudyFactory, grid: Grid, *, chunk_size: int, seed: int
             arrays = evaluate_numeric_grid(study, grid, key, chunk_size, common_keys, progress)
             outputs = study.outputs
             cube = xr.Dataset({n: ([*numeric_dims, *outputs[n].dims], v, variable_attrs(outputs[n])) for n, v in arrays.items()})
-            used = {d for n in arrays for d in outputs[n].dims}
-            cube = cube.assign_coords({d: xr.Variable(d, *study.coords[d]) for d in used})
+            cube = cube.assign_coords(point_coords(study, {d for n in arrays for d in outputs[n].dims}))
             cubes.append(cube.expand_dims({name: [value] for name, value in choices}))
     cube = _combine(cubes, [len(a.values) for a in grid.categorical_axes], [a.name for a in grid.categorical_axes])
     categorical_dims = [a.name for a in grid.categorical_axes]

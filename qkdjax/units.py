@@ -2,17 +2,17 @@
 
 CF asks for ``units`` strings that UDUNITS-2 parses, and other tools (cf-units, MetPy, Panoply) convert with them,
 so a ``units`` attribute here always parses to what it means: ``bit/Julian_year`` (not ``bit/a``, which UDUNITS
-reads as bit per are). UDUNITS has no unit for three quantities qkdjax uses: decibels of a power ratio (``dB``),
-decibels per length (``dB/km``) and the fractional power of the turbulence strength Cn2 (``m^(-2/3)``; UDUNITS
-reads ``m-2/3`` as a third of m^-2). Those get no ``units`` attribute (no tool misreads them) and carry their unit
-in ``NON_UDUNITS_ATTR`` instead. ``units_of`` reads either back for labels.
+reads as bit per are). UDUNITS has no unit for four quantities qkdjax uses: decibels of a power ratio (``dB``),
+decibels per length (``dB/km``), the fractional power of the turbulence strength Cn2 (``m^(-2/3)``; UDUNITS
+reads ``m-2/3`` as a third of m^-2) and money (``EUR``, ``EUR/year``, ...). Those get no ``units`` attribute (no
+tool misreads them) and carry their unit in ``NON_UDUNITS_ATTR`` instead. ``units_of`` reads either back for labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-NON_UDUNITS = frozenset({"dB", "dB/km", "m^(-2/3)"})
+NON_UDUNITS = frozenset({"dB", "dB/km", "m^(-2/3)", "EUR", "EUR/year", "EUR/bit", "EUR/(km year)"})
 NON_UDUNITS_ATTR = "non_udunits_units"
 
 

@@ -53,6 +53,7 @@ from qkdjax.sweep import (
     chunk_points,
     numeric_shape,
     output_shapes,
+    point_coords,
     progress_bar,
     stream_chunks,
     variable_attrs,
@@ -140,8 +141,7 @@ def _template(grid: Grid, study: StudyLike, layout: Layout, shapes: Mapping[str,
     checksums = dask.array.zeros((layout.combos, layout.chunks_per_combo, len(shapes)), dtype=np.uint32, chunks=(1, 1, len(shapes)))
     variables[CHECKSUMS] = (("combo", "chunk", "variable"), checksums, {"variables": list(shapes)})
     coords = {a.name: xr.Variable(a.name, a.values, dict(a.attrs)) for a in grid.numeric_axes}
-    used = {d for name in shapes for d in outputs[name].dims}
-    coords |= {d: xr.Variable(d, *study.coords[d]) for d in used}
+    coords |= point_coords(study, {d for name in shapes for d in outputs[name].dims})
     return xr.Dataset(variables, coords=coords)
 
 

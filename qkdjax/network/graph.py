@@ -81,8 +81,8 @@ def minimal_cuts(graph: Graph, source: int, sink: int) -> np.ndarray:
     """The minimal ``source``-``sink`` cuts as a boolean matrix ``[cuts, edges]`` (True: the edge crosses the cut),
     in a deterministic order. ConfigError if the two sites are not connected, or past ``MAX_CUTS`` cuts."""
     adjacent = graph.neighbours()
-    everyone = frozenset(range(len(graph.sites)))
-    if sink not in _reached(source, adjacent):
+    everyone = _reached(source, adjacent)  # sites apart from the source's component cross no cut
+    if sink not in everyone:
         raise ConfigError(f"sites {graph.sites[source]!r} and {graph.sites[sink]!r} are not connected by any link path")
     sides: list[frozenset[int]] = []
     visited = 0

@@ -298,6 +298,7 @@ class BB84Decoy(Protocol):
     """
 
     types = ("bb84_decoy",)
+    cost_family = "bb84"
     needs: ClassVar[Mapping[str, type]] = {"source": WCPDecoy, "detector": ThresholdDetector}
     finite_key_field = "block_size"
     pass_blocks = True

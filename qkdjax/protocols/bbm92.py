@@ -105,6 +105,7 @@ class BBM92(Protocol):
     """
 
     types = ("bbm92",)
+    cost_family = "entanglement"
     arms: ClassVar[int] = 2
     needs: ClassVar[Mapping[str, type]] = {"source": SPDCSource, "detector": ThresholdDetector}
     finite_key_field = "block_size"

@@ -90,6 +90,7 @@ class CVGG02(Protocol):
     """GG02 with trusted detector noise, reverse reconciliation, asymptotic or finite size (module docstring)."""
 
     types = ("cv_gg02",)
+    cost_family = "cv"
     needs: ClassVar[Mapping[str, type]] = {"source": GaussianModulation, "detector": CoherentDetector}
     finite_key_field = "block_size"
     reconciliation_efficiency: Any = number("1", "reverse reconciliation efficiency beta", Range(0.0, 1.0, low_closed=False))

@@ -61,6 +61,7 @@ class MDIDecoy(MiddleStationProtocol):
     """
 
     types = ("mdi_decoy",)
+    cost_family = "mdi"
     needs: ClassVar[Mapping[str, type]] = {"source": WCPDecoy, "detector": ThresholdDetector}
     decoy: str = choice("single-photon-pair estimation method", mdi_physics.DECOY_METHODS)
     misalignment_model: str = choice("how detector.misalignment enters the relay's gains", mdi_physics.MISALIGNMENT_MODELS)

@@ -134,6 +134,7 @@ class SendingOrNotSending(MiddleStationProtocol):
     the window rate; intensities and the sending probability are the protocol's. Asymptotic key only."""
 
     types = ("tf_sns",)
+    cost_family = "twin_field"
     needs: ClassVar[Mapping[str, type]] = {"source": WCPDecoy, "detector": ThresholdDetector}
     decoy: str = choice("single-photon estimation method (X windows)", ("infinite", "vacuum_weak"))
     sending_prob: Any = number("1", "probability epsilon that a party sends in a Z window", OPEN_UNIT, optimisable=True)
