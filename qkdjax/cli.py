@@ -43,19 +43,11 @@ from qkdjax.config import (
     unknown_key_error,
 )
 from qkdjax.io import StoreError, merge_cubes, one_line, open_cube, write_netcdf
+from qkdjax.paths import CONF_DIR, SWEEPS_DIR
 from qkdjax.resources import check_resources
 from qkdjax.study import make_study
 from qkdjax.sweep import run_grid
 
-
-def _resource_dir(name: str) -> Path:
-    """``conf/`` or ``sweeps/``: inside the installed wheel, else at the root of the source tree."""
-    packaged = Path(__file__).parent / "_resources" / name
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / name
-
-
-CONF_DIR = _resource_dir("conf")
-SWEEPS_DIR = _resource_dir("sweeps")
 # Config group -> its options (Hydra's own groups under conf/hydra/ are Hydra's to check; sweeps: see check_overrides).
 
 
@@ -274,7 +266,12 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, *, write: bool) -> tuple[xr.
     use_compile_cache(settings.compile_cache_dir)
     if write and settings.output_format == "zarr":
         return _stream(make_study, grid, settings, cfg, hydra_cfg)
-    cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed, common_keys=settings.common_random_numbers)
+    if settings.design is not None:
+        from qkdjax.network.planning import plan
+
+        cube = plan(make_study, grid, settings)
+    else:
+        cube = run_grid(make_study, grid, chunk_size=settings.chunk_size, seed=settings.seed, common_keys=settings.common_random_numbers)
     cube.attrs.update(provenance(cfg, hydra_cfg, grid))
     if not write:
         return cube, None
@@ -515,9 +512,11 @@ def merge_main(argv: list[str]) -> None:
 
 
 def report_main(argv: list[str]) -> None:
-    parser = _Parser(prog="qkdjax report", description="Figures (PNG) and a Markdown summary of a cube.")
+    parser = _Parser(
+        prog="qkdjax report", description="Figures (PNG), a Markdown summary and the same as one self-contained HTML page, of a cube."
+    )
     parser.add_argument("cube", type=Path, help="cube written by qkdjax (netCDF file or Zarr store)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for summary.md and the figures")
+    parser.add_argument("--out", required=True, type=Path, help="folder for summary.md, report.html and the figures")
     parser.add_argument("--target", type=float, default=1.0, help="key-rate target in bit/s (default 1)")
     parser.add_argument("--probability", type=float, default=0.95, help="required probability of meeting a demand")
     args = parser.parse_args(argv)

@@ -113,10 +113,23 @@ class Settings:
     compile_cache_dir: str | None = None  # JAX's persistent compilation cache; None: off
     optimizer: Optimizer | None = None
     inverse: Inverse | None = None
+    design: DesignSettings | None = None  # the cheapest network design (qkdjax.network.planning)
+
+
+class DesignSettings(NamedTuple):
+    """``design.*``: which network designs to look for and how sure their supply must be."""
+
+    probability: float  # each demand met over the horizon with at least this probability
+    designs: int  # the cheapest and its runners-up
+    protection: str  # none | single_span | auto
+
+
+PROTECTIONS = ("none", "single_span", "auto")
+MAX_DESIGNS = 20  # each is one more MILP solve and one more Monte Carlo run
 
 
 OUTPUT_FORMATS = ("netcdf", "zarr")
-_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "compile_cache", "optimize", "inverse", "compare", "hydra"}
+_APP_KEYS = {"seed", "output", "sweep", "montecarlo", "supply", "compile_cache", "optimize", "inverse", "compare", "design", "hydra"}
 DESIGN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 # What every design of one comparison shares: where the cube goes, how it is run, and the random numbers (common
 # random numbers across designs).
@@ -132,6 +145,8 @@ def parse_compare(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
     compare = cfg.get("compare")
     if compare is None:
         return {}
+    if cfg.get("design") is not None and cfg.design.get("enabled") is True:
+        raise ConfigError("compare and design.enabled: one at a time (a design run compares the designs it finds)")
     if not isinstance(compare, DictConfig):
         raise ConfigError(f"compare = {compare!r} must map design names to lists of overrides, e.g. {{one: ['detector=NAME'], two: [...]}}")
     designs = {}
@@ -443,7 +458,9 @@ def parse_group(group: str, cls: type, given: Mapping[str, Any], value_of, class
             parsed.numeric[path] = _numeric_values(path, value, meta["range"])
             if _is_axis(value):
                 role = {ROLE_ATTR: meta["role"]} if meta.get("role") else {}
-                parsed.numeric_axes.append(Axis(path, parsed.numeric[path], {**cf_attrs(meta["units"]), "long_name": meta["long_name"], **role}))
+                parsed.numeric_axes.append(
+                    Axis(path, parsed.numeric[path], {**cf_attrs(meta["units"]), "long_name": meta["long_name"], **role})
+                )
     return parsed
 
 
@@ -580,6 +597,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         compile_cache_dir=_compile_cache_dir(cfg.compile_cache),
         optimizer=parse_optimizer(cfg.optimize),
         inverse=parse_inverse(cfg.inverse),
+        design=parse_design(cfg.get("design")),
         seed=_integer("seed", cfg.seed, 0),
         chunk_size=_integer("sweep.chunk_size", cfg.sweep.chunk_size, 1),
         output_dir=_output_dir(cfg.output.dir),
@@ -638,6 +656,21 @@ def parse_optimizer(node: DictConfig) -> Optimizer | None:
         steps=_integer("optimize.steps", node.steps, 1),
         learning_rate=_positive_number("optimize.learning_rate", node.learning_rate),
     )
+
+
+def parse_design(node: DictConfig | None) -> DesignSettings | None:
+    """``design.*``: look for the cheapest network design (None: not asked)."""
+    if node is None or not _boolean("design.enabled", node.enabled):
+        return None
+    probability = node.probability
+    if not _is_number(probability) or not 0 < probability <= 1:
+        raise ConfigError(f"design.probability = {probability!r} must be a probability in (0, 1]")
+    if node.protection not in PROTECTIONS:
+        raise ConfigError(f"design.protection = {node.protection!r} is not one of: {', '.join(PROTECTIONS)}")
+    designs = _integer("design.designs", node.designs, 1)
+    if designs > MAX_DESIGNS:
+        raise ConfigError(f"design.designs = {designs} is above its maximum {MAX_DESIGNS} (a MILP solve and a Monte Carlo run each)")
+    return DesignSettings(float(probability), designs, node.protection)
 
 
 def parse_inverse(node: DictConfig) -> Inverse | None:
@@ -727,6 +760,10 @@ def check_study(grid: Grid, settings: Settings) -> None:
         _check_optimizer(grid, settings.optimizer, classes)
     if settings.inverse:
         _check_inverse(settings.inverse, classes)
+    if settings.design:
+        from qkdjax.network.planning import check_design_run
+
+        check_design_run(grid, settings)
 
 
 def known_keys(primary: DictConfig) -> set[str]:

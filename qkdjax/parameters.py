@@ -255,13 +255,13 @@ class Source(Params):
 class Protocol(Params):
     """A protocol family: its post-processing knobs are its fields; the rest is what it declares and computes.
 
-    Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
-    ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
-    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block), ``cost_family`` (the
-price set's terminal-pair price it takes).
-    The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
-    blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
-    ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
+        Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
+        ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
+        ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block), ``cost_family`` (the
+    price set's terminal-pair price it takes).
+        The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
+        blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
+        ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
     """
 
     group = "protocol"
@@ -282,7 +282,7 @@ class Cost(Params):
     """Prices of a design (``qkdjax.costs``): what its sites and links cost to build and run."""
 
     group = "cost"
-    default_type: ClassVar[str] = "none"
+    default_type: ClassVar[str] = "unpriced"
 
 
 @functools.cache

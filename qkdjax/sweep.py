@@ -53,7 +53,6 @@ class StudyLike(Hashable, typing.Protocol):
 
     outputs: Mapping[str, Output]
     coords: Mapping[str, tuple[np.ndarray, Mapping[str, str]]]
-    labels: Mapping[str, tuple[str, np.ndarray, Mapping[str, str]]]  # non-index coords on per-point dims: name -> (dim, values, attrs)
     evaluations_per_point: int  # Monte Carlo trials per point, to bound the memory of a chunk
 
     def __call__(self, values: Mapping[str, jax.Array], key: jax.Array) -> Metrics: ...
@@ -206,9 +205,11 @@ def choice_key(root_key: jax.Array, combo_index: int, common_keys: bool) -> jax.
 
 
 def point_coords(study: StudyLike, used: set[str]) -> dict[str, xr.Variable]:
-    """Coordinates of the per-point dims the outputs ``used``, and the study's labels (which may add a dim)."""
+    """Coordinates of the per-point dims the outputs ``used``, and the study's ``labels`` if it has any: non-index
+    coordinates, name -> (dim, values, attrs), which may add a dim (a network's sites)."""
     coords = {d: xr.Variable(d, *study.coords[d]) for d in used}
-    return coords | {name: xr.Variable(dim, values, dict(attrs)) for name, (dim, values, attrs) in study.labels.items()}
+    labels = getattr(study, "labels", {})
+    return coords | {name: xr.Variable(dim, values, dict(attrs)) for name, (dim, values, attrs) in labels.items()}
 
 
 def variable_attrs(output: Output) -> dict[str, str]:

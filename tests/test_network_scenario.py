@@ -58,8 +58,12 @@ def test_a_chain_network_is_the_corridor(tmp_path, protocol):
     """A 300 km corridor with 2 trusted nodes; twin-field hops are spans through an untrusted relay, half the hop's
     extra loss on each arm."""
     setup = ("detector=snspd", "detector.dead_time_ns=0", "link.attenuation_db_per_km=0.2")
-    corridor = qkdjax.run("sweep=corridor", "link.trusted_nodes=[2]", "link.demand_bps=[1e3]", "montecarlo.trials=0", f"protocol={protocol}", *setup)
-    extra = {"link": "midpoint_fibre", "alice_extra_loss_db": 0.5, "bob_extra_loss_db": 0.5} if protocol == "tf_sns" else {"extra_loss_db": 1.0}
+    corridor = qkdjax.run(
+        "sweep=corridor", "link.trusted_nodes=[2]", "link.demand_bps=[1e3]", "montecarlo.trials=0", f"protocol={protocol}", *setup
+    )
+    extra = (
+        {"link": "midpoint_fibre", "alice_extra_loss_db": 0.5, "bob_extra_loss_db": 0.5} if protocol == "tf_sns" else {"extra_loss_db": 1.0}
+    )
     spec = chain_links([100.0] * 3, **extra)
     if protocol == "tf_sns":
         for link in spec["links"]:
@@ -118,7 +122,9 @@ def test_demand_rate_is_the_max_flow_of_random_meshes(tmp_path):
         chosen.append((0, 2) if n > 2 else (0, 1))  # a parallel link, maybe
         chosen += [(i, int(rng.integers(0, i))) for i in range(1, n) if not any(i in pair for pair in chosen)]  # none left alone
         rates = rng.integers(0, 100, size=len(chosen))
-        links = [{"a": names[i], "b": names[j], "key_rate_bps": float(r), "name": f"l{k}"} for k, ((i, j), r) in enumerate(zip(chosen, rates))]
+        links = [
+            {"a": names[i], "b": names[j], "key_rate_bps": float(r), "name": f"l{k}"} for k, ((i, j), r) in enumerate(zip(chosen, rates))
+        ]
         sites = [{"name": name, "kind": "user" if name in "AB" else "trusted"} for name in names]
         try:
             cube = network(tmp_path / str(trial), RATES_ONLY, sites=sites, links=links, demands=[{"a": "A", "b": "B"}])
@@ -134,7 +140,11 @@ def test_demand_rate_is_the_max_flow_of_random_meshes(tmp_path):
 
 def test_shared_links_are_split_in_proportion_to_demand(tmp_path):
     sites = sites_of(A="user", B="user", C="user", N="trusted")
-    links = [{"a": "A", "b": "N", "key_rate_bps": 400.0}, {"a": "N", "b": "B", "key_rate_bps": 1000.0}, {"a": "N", "b": "C", "key_rate_bps": 1000.0}]
+    links = [
+        {"a": "A", "b": "N", "key_rate_bps": 400.0},
+        {"a": "N", "b": "B", "key_rate_bps": 1000.0},
+        {"a": "N", "b": "C", "key_rate_bps": 1000.0},
+    ]
     demands = [{"a": "A", "b": "B", "share": 1.0}, {"a": "A", "b": "C", "share": 3.0}]
     cube = network(tmp_path, RATES_ONLY, sites=sites, links=links, demands=demands).squeeze()
     np.testing.assert_allclose(cube.key_rate, [100.0, 300.0], rtol=1e-15)
@@ -191,18 +201,36 @@ def test_site_failures_cut_their_links(tmp_path):
     [
         ({"links": [{"a": "A", "b": "X", "key_rate_bps": 1.0}]}, "names site 'X', which is not one of: A, B, N"),
         ({"links": [{"a": "A", "b": "A", "key_rate_bps": 1.0}]}, "joins site 'A' to itself"),
-        ({"sites": sites_of(A="user", B="user", N="relay")}, "link.sites[2].kind = 'relay' is not one of: user, trusted, ground_station (untrusted"),
+        (
+            {"sites": sites_of(A="user", B="user", N="relay")},
+            "link.sites[2].kind = 'relay' is not one of: user, trusted, ground_station (untrusted",
+        ),
         ({"sites": sites_of(A="user", B="user", N="trusted", M="trusted")}, "site 'M' has no link"),
         ({"sites": sites_of(A="user", B="user", N="trusted", A2="user") + [{"name": "A", "kind": "user"}]}, "lists the site 'A' twice"),
         (
-            {"sites": sites_of(A="user", B="user", N="trusted", M="trusted"), "links": [{"a": "A", "b": "N", "key_rate_bps": 1.0}, {"a": "M", "b": "B", "key_rate_bps": 1.0}]},
+            {
+                "sites": sites_of(A="user", B="user", N="trusted", M="trusted"),
+                "links": [{"a": "A", "b": "N", "key_rate_bps": 1.0}, {"a": "M", "b": "B", "key_rate_bps": 1.0}],
+            },
             "sites 'A' and 'B' are not connected by any link path",
         ),
         ({"demands": [{"a": "A", "b": "N"}]}, "'N' is a trusted site; demands join user sites"),
-        ({"links": [{"a": "A", "b": "B", "distance_km": [1, 2], "attenuation_db_per_km": 0.2}]}, "is a list, but a network link's values are static"),
-        ({"links": [{"a": "A", "b": "B", "link": "midpoint_fibre", "distance_km": 10.0, "attenuation_db_per_km": 0.2}]}, "needs a link with 1 arm(s)"),
-        ({"links": [{"a": "A", "b": "B", "protocol": "nope", "distance_km": 1.0}]}, "link.links[0].protocol = 'nope' is not one of the protocol configs"),
-        ({"links": [{"a": "A", "b": "B", "detector": {"efficiency": 2.0}, "distance_km": 1.0, "attenuation_db_per_km": 0.2}]}, "link.links[0].detector.efficiency = 2"),
+        (
+            {"links": [{"a": "A", "b": "B", "distance_km": [1, 2], "attenuation_db_per_km": 0.2}]},
+            "is a list, but a network link's values are static",
+        ),
+        (
+            {"links": [{"a": "A", "b": "B", "link": "midpoint_fibre", "distance_km": 10.0, "attenuation_db_per_km": 0.2}]},
+            "needs a link with 1 arm(s)",
+        ),
+        (
+            {"links": [{"a": "A", "b": "B", "protocol": "nope", "distance_km": 1.0}]},
+            "link.links[0].protocol = 'nope' is not one of the protocol configs",
+        ),
+        (
+            {"links": [{"a": "A", "b": "B", "detector": {"efficiency": 2.0}, "distance_km": 1.0, "attenuation_db_per_km": 0.2}]},
+            "link.links[0].detector.efficiency = 2",
+        ),
         ({"links": [{"a": "A", "b": "B", "key_rate_bps": -1.0}]}, "key_rate_bps = -1.0 must be a number in [0, inf)"),
     ],
 )

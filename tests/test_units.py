@@ -26,6 +26,8 @@ MEANING = {
     "bit/d": ("s-1", 1 / 86400),
     "1/d": ("s-1", 1 / 86400),
     "bit/Julian_year": ("s-1", 1 / (365.25 * 86400)),
+    "1/Julian_year": ("s-1", 1 / (365.25 * 86400)),
+    "Julian_year": ("s", 365.25 * 86400),
     "s": ("s", 1.0),
     "ns": ("s", 1e-9),
     "h": ("s", 3600.0),
@@ -57,7 +59,8 @@ def config_attrs(cfg) -> dict[str, dict]:
     for choices in categorical_choices(grid):
         study = choice_study(study_factory(settings), grid, choices)
         attrs |= {n: variable_attrs(output) for n, output in study.outputs.items()}
-        attrs |= {d: dict(coord_attrs) for d, (_, coord_attrs) in study.coords.items()}
+        attrs |= {d: dict(coord_attrs) for d, (values, coord_attrs) in study.coords.items() if values.dtype != object}
+        attrs |= {n: dict(a) for n, (_, values, a) in study.labels.items() if values.dtype != object}
     return attrs
 
 

@@ -43,7 +43,7 @@ class Inventory(NamedTuple):
 class NoCost(Cost):
     """No price set: the study reports no costs."""
 
-    types = ("none",)
+    types = ("unpriced",)
     priced: ClassVar[bool] = False
 
 
@@ -54,7 +54,9 @@ class AnnualisedCost(Cost):
     priced: ClassVar[bool] = True
 
     terminal_pair_bb84_eur: Any = number(EUR, "capex of a prepare-and-measure (decoy BB84) terminal pair", NON_NEGATIVE)
-    terminal_pair_mdi_eur: Any = number(EUR, "capex of an MDI-QKD transmitter pair (the relay's detectors: untrusted_relay_eur)", NON_NEGATIVE)
+    terminal_pair_mdi_eur: Any = number(
+        EUR, "capex of an MDI-QKD transmitter pair (the relay's detectors: untrusted_relay_eur)", NON_NEGATIVE
+    )
     terminal_pair_twin_field_eur: Any = number(EUR, "capex of a twin-field transmitter pair with phase stabilisation", NON_NEGATIVE)
     terminal_pair_entanglement_eur: Any = number(EUR, "capex of an entanglement-based (BBM92) source and receiver pair", NON_NEGATIVE)
     terminal_pair_cv_eur: Any = number(EUR, "capex of a CV-QKD transmitter and coherent receiver pair", NON_NEGATIVE)
@@ -65,10 +67,10 @@ class AnnualisedCost(Cost):
     staff_eur_per_year: Any = number("EUR/year", "staff (operations, security) per trusted node", NON_NEGATIVE)
     dark_fibre_eur_per_km_year: Any = number("EUR/(km year)", "lease of a dark fibre pair", NON_NEGATIVE)
     lit_fibre_eur_per_km_year: Any = number("EUR/(km year)", "lease of a wavelength on a lit fibre", NON_NEGATIVE)
-    maintenance_fraction_per_year: Any = number("1/year", "maintenance contracts as a fraction of capex per year", Range(0.0, 1.0))
+    maintenance_fraction_per_year: Any = number("1/Julian_year", "maintenance contracts as a fraction of capex per year", Range(0.0, 1.0))
     repair_eur: Any = number(EUR, "cost of one repair (call-out, parts)", NON_NEGATIVE)
-    lifetime_years: Any = number("year", "equipment lifetime over which capex is annualised", Range(1.0, 100.0))
-    discount_rate: Any = number("1/year", "discount rate (weighted cost of capital)", Range(0.0, 1.0))
+    lifetime_years: Any = number("Julian_year", "equipment lifetime over which capex is annualised", Range(1.0, 100.0))
+    discount_rate: Any = number("1/Julian_year", "discount rate (weighted cost of capital)", Range(0.0, 1.0))
 
     def capex(self, inventory: Inventory):
         terminals = jnp.stack([getattr(self, f"terminal_pair_{family}_eur") for family in FAMILIES])

@@ -8,7 +8,9 @@ protocol, or a supply of known rate (``key_rate_bps``: e.g. a satellite edge's k
 included, with the link's own overrides on top) or names a config option (``protocol: tf_sns``, or
 ``protocol: {use: tf_sns, mu_z: 0.3}``), whose YAML in ``conf/`` gives its values. Its own link values sit at the
 top level of its entry, as for the hops of a chain. Sites are user sites, trusted nodes and ground stations
-(untrusted relays sit inside the spans of middle-station protocols). The graph is static: it shapes the study.
+(untrusted relays sit inside the spans of middle-station protocols); trusted nodes and ground stations relay every
+pair's key, a user site only its own pairs' unless it says ``relays: true`` (a user's site that is also a trusted
+node of the operator). The graph is static: it shapes the study.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from omegaconf import OmegaConf
 
 from qkdjax import parameters
 from qkdjax.config import ConfigError, check_compatible, check_relations, parse_group
-from qkdjax.network.graph import SITE_KINDS, Graph, build_graph, minimal_cuts
+from qkdjax.network.graph import SITE_KINDS, Graph, build_graph, demand_cuts
 from qkdjax.parameters import MTBF, NON_NEGATIVE, POSITIVE, Link, Range, number, structure
 from qkdjax.paths import CONF_DIR
 
 PHYSICS_GROUPS = ("link", "detector", "source", "protocol")
 EDGE_GROUPS = PHYSICS_GROUPS[1:]  # the groups a link may take from the study
 LINK_KEYS = ("a", "b", "name", "link", *EDGE_GROUPS, "key_rate_bps", "mtbf_h", "mttr_h")
-SITE_KEYS = ("name", "kind", "x_km", "y_km", "mtbf_h", "mttr_h")
+SITE_KEYS = ("name", "kind", "x_km", "y_km", "mtbf_h", "mttr_h", "relays")
 DEMAND_KEYS = ("a", "b", "share")
 
 
@@ -40,6 +42,7 @@ class Site(NamedTuple):
     y_km: float | None = None
     mtbf_h: float | None = None  # None: the network's default for its kind (user sites: never fail)
     mttr_h: float | None = None
+    relays: bool = True  # it passes on other pairs' key (trusted nodes, ground stations; user sites that say so)
 
 
 class NetworkLink(NamedTuple):
@@ -100,8 +103,8 @@ def _site_name(path: str, value: Any) -> str:
 
 
 def parse_sites(path: str, value: Any, classes: Mapping[str, type]) -> tuple[Site, ...]:
-    """``[{name, kind, x_km, y_km, mtbf_h, mttr_h}, ...]`` (a list: a sweep's sites replace the default's; a mapping
-    would merge with them)."""
+    """``[{name, kind, x_km, y_km, mtbf_h, mttr_h, relays}, ...]`` (a list: a sweep's sites replace the default's; a
+    mapping would merge with them). A user site relays only its own pairs' key unless ``relays: true``."""
     del classes
     if not isinstance(value, list) or len(value) < 2:
         raise ConfigError(f"{path} must be a list of 2 or more sites, each {{name: ..., kind: {' | '.join(SITE_KINDS)}}}")
@@ -120,7 +123,12 @@ def parse_sites(path: str, value: Any, classes: Mapping[str, type]) -> tuple[Sit
             "mtbf_h": _number(f"{where}.mtbf_h", spec["mtbf_h"], MTBF) if spec.get("mtbf_h") is not None else None,
             "mttr_h": _number(f"{where}.mttr_h", spec["mttr_h"], POSITIVE) if spec.get("mttr_h") is not None else None,
         }
-        sites.append(Site(name, spec["kind"], **coordinates, **reliability))
+        relays = spec.get("relays", spec["kind"] != "user")
+        if not isinstance(relays, bool) or (spec["kind"] != "user" and not relays):
+            raise ConfigError(
+                f"{where}.relays = {relays!r} must be true or false, and true for a {spec['kind']} site (it relays by being one)"
+            )
+        sites.append(Site(name, spec["kind"], **coordinates, **reliability, relays=relays))
     names = [s.name for s in sites]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path} lists the site {next(n for n in names if names.count(n) > 1)!r} twice")
@@ -189,7 +197,9 @@ def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> NetworkLin
         except KeyError:
             raise ConfigError(f"{path}.{group}: type {type_name!r} is not one of: {', '.join(parameters.registry(group))}") from None
     if types["link"].scenario({}) != "point" or types["link"].arms is None:
-        raise ConfigError(f"{path}.link = {entry.get('link')!r} is not a link evaluated at one point (a fibre span, a satellite at one elevation)")
+        raise ConfigError(
+            f"{path}.link = {entry.get('link')!r} is not a link evaluated at one point (a fibre span, a satellite at one elevation)"
+        )
     static_types = {f"{g}.type": types[g].types[0] if groups[g][0] else groups[g][1].get("type") for g in PHYSICS_GROUPS}
     try:
         check_compatible({**classes, **types}, static_types)
@@ -288,7 +298,7 @@ class Network(Link):
                     raise ConfigError(f"link.demands[{index}]: {end!r} is a {kinds[end]} site; demands join user sites")
             if demand.a == demand.b:
                 raise ConfigError(f"link.demands[{index}] joins site {demand.a!r} to itself")
-            minimal_cuts(graph, graph.sites.index(demand.a), graph.sites.index(demand.b))  # raises if not connected
+            demand_cuts(graph, relaying(static), graph.sites.index(demand.a), graph.sites.index(demand.b))  # raises if not connected
         for index, link in enumerate(static["link.links"]):
             if link.fixed_rate:
                 continue
@@ -306,3 +316,8 @@ def network_graph(static: Mapping[str, Any]) -> Graph:
     """The validated key-relay graph of a network's static choices."""
     sites = static["link.sites"]
     return build_graph({s.name: s.kind for s in sites}, [(link.a, link.b) for link in static["link.links"]], what="link.links")
+
+
+def relaying(static: Mapping[str, Any]) -> list[bool]:
+    """Which sites pass on other pairs' key, in the graph's site order."""
+    return [site.relays for site in static["link.sites"]]

@@ -40,7 +40,8 @@ def capital_recovery_factor(discount_rate, lifetime_years):
     r_safe = xp.where(small, 1.0, r)  # keeps the exact branch (and its gradient) finite where it is not used
     exact = r_safe / -xp.expm1(-n * xp.log1p(r_safe))
     series = 1.0 / n + r * (n + 1.0) / (2.0 * n)
-    return xp.where(small, series, exact)
+    crf = xp.where(small, series, exact)
+    return crf[()] if xp is np else crf  # NumPy: a scalar for scalar inputs
 
 
 def annualised_cost(capex, opex_per_year, discount_rate, lifetime_years):

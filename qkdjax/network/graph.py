@@ -109,6 +109,29 @@ def minimal_cuts(graph: Graph, source: int, sink: int) -> np.ndarray:
     return matrix[np.lexsort(matrix.T[::-1])]
 
 
+def demand_cuts(graph: Graph, relays: Sequence[bool], source: int, sink: int) -> np.ndarray:
+    """``minimal_cuts`` of a demand whose key may pass only through the sites that ``relays`` (and its own ends):
+    the cuts of the graph without the other sites, as a ``[cuts, edges]`` matrix over all of ``graph``'s edges
+    (an edge at a site that may not relay crosses none)."""
+    keep = [i for i in range(len(graph.sites)) if relays[i] or i in (source, sink)]
+    index = {site: k for k, site in enumerate(keep)}
+    kept_edges = [e for e, (i, j) in enumerate(graph.edges) if i in index and j in index]
+    sub = Graph(
+        tuple(graph.sites[i] for i in keep),
+        tuple(graph.kinds[i] for i in keep),
+        tuple((index[graph.edges[e][0]], index[graph.edges[e][1]]) for e in kept_edges),
+    )
+    if index[sink] not in _reached(index[source], sub.neighbours()):
+        raise ConfigError(
+            f"sites {graph.sites[source]!r} and {graph.sites[sink]!r} are not connected by any link path through sites that relay "
+            "(trusted nodes, ground stations, user sites with relays: true)"
+        )
+    sub_cuts = minimal_cuts(sub, index[source], index[sink])
+    cuts = np.zeros((len(sub_cuts), len(graph.edges)), dtype=bool)
+    cuts[:, kept_edges] = sub_cuts
+    return cuts
+
+
 def max_flow(cuts, rates):
     """End-to-end key rate through the graph: ``min`` over the minimal cuts of the rates of their edges
     (``rates[..., edges]``, non-negative; jit/vmap-safe)."""

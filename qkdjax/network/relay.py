@@ -14,7 +14,8 @@ D. R. Fulkerson, Can. J. Math. 8, 399 (1956)), as the minimum over its minimal c
 Several demands share a link's key in proportion to their demand (a proportional share, fixed in advance):
 link ``e`` gives demand ``d`` the share ``w_de = s_d u_de / sum_d' s_d' u_d'e`` of its rate, where ``s_d`` is
 the demand's share of ``link.demand_bps`` and ``u_de`` is 1 where ``e`` lies on a path between ``d``'s sites
-(it crosses one of ``d``'s minimal cuts). Each demand's flow over its shares is feasible together with the
+through sites that relay (it crosses one of ``d``'s minimal cuts; a user site relays only its own pairs' key
+unless it says ``relays: true``). Each demand's flow over its shares is feasible together with the
 others' (their shares of every link add to at most 1), and equals its max-flow where one demand uses the link.
 It is not the multi-commodity optimum: a demand cannot take the part of a shared link another leaves unused.
 
@@ -104,6 +105,12 @@ class NetworkTrial(NamedTuple):
     failures: jax.Array  # failures of links and sites over the horizon (scalar)
 
 
+def failures_per_year(mtbf_h, mttr_h) -> jax.Array:
+    """Expected failures a year of components in their renewal processes' steady state: a year / (MTBF + MTTR)."""
+    mtbf_h = jnp.asarray(mtbf_h, jnp.float64)
+    return jnp.where(jnp.isinf(mtbf_h), 0.0, HOURS_PER_YEAR / (jnp.where(jnp.isinf(mtbf_h), 1.0, mtbf_h) + mttr_h))
+
+
 def link_working(up, ends) -> jax.Array:
     """``[E]``: links up with both end sites up (``up``: links, then sites)."""
     n_links = ends.shape[0]
@@ -157,7 +164,9 @@ def simulate_network(
         outage_h=down_steps * dt_h,
         outages=outages,
         unserved_bits=tally.unserved_bits,
-        unserved_fraction=jnp.where(total_demand_bits > 0, tally.unserved_bits / jnp.where(total_demand_bits > 0, total_demand_bits, 1.0), 0.0),
+        unserved_fraction=jnp.where(
+            total_demand_bits > 0, tally.unserved_bits / jnp.where(total_demand_bits > 0, total_demand_bits, 1.0), 0.0
+        ),
         demand_met=tally.first_starved_step == n_steps,
         longest_starvation_h=tally.longest_run_steps * dt_h,
         first_starvation_h=tally.first_starved_step * dt_h,

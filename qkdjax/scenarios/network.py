@@ -18,11 +18,11 @@ import numpy as np
 from qkdjax import optimize, parameters
 from qkdjax.config import ConfigError
 from qkdjax.costs.annualised import FAMILIES, Inventory
-from qkdjax.links.network import PHYSICS_GROUPS, NetworkLink, network_graph
+from qkdjax.links.network import PHYSICS_GROUPS, NetworkLink, network_graph, relaying
 from qkdjax.montecarlo.estimates import probability_outputs, stderr_output
 from qkdjax.network import relay
 from qkdjax.network.availability import Reliability
-from qkdjax.network.graph import minimal_cuts
+from qkdjax.network.graph import demand_cuts
 from qkdjax.scenarios import point
 from qkdjax.study import Study
 from qkdjax.sweep import Output
@@ -45,7 +45,9 @@ SUPPLY_OUTPUTS: Mapping[str, Output] = {
     "mean_outage_h": Output("h", "mean time to restore each demand's route (observed MTTR; 0 where no outage was seen)", (DEMAND,), "mttr"),
     **{
         k: o._replace(dims=(DEMAND,))
-        for k, o in probability_outputs("demand_met_probability", "probability that the demand is met over the horizon", "demand_met").items()
+        for k, o in probability_outputs(
+            "demand_met_probability", "probability that the demand is met over the horizon", "demand_met"
+        ).items()
     },
     "unserved_bits_mean": Output("bit", "expected demanded key not served over the horizon", (DEMAND,)),
     **{k: o._replace(dims=(DEMAND,)) for k, o in stderr_output("unserved_bits_mean", "bit", "expected unserved key").items()},
@@ -57,7 +59,7 @@ SUPPLY_OUTPUTS: Mapping[str, Output] = {
     "longest_starvation_h_q95": Output("h", "95 % quantile of the longest interval without enough key", (DEMAND,)),
     "first_starvation_h_quantile": Output("h", "quantiles of the time to the first starvation (horizon: never)", (DEMAND, "quantile")),
     "link_availability": Output("1", "fraction of time each link makes key (it and both its sites up)", (LINK,)),
-    "failures_per_year": Output("1/year", "failures of links and sites per year (mean over trials)"),
+    "failures_per_year": Output("1/Julian_year", "failures of links and sites per year (mean over trials)"),
 }
 COST_OUTPUTS: Mapping[str, Output] = {
     "capex": Output("EUR", "capital expenditure of the design"),
@@ -90,6 +92,25 @@ class Layout(NamedTuple):
     inventory: Inventory  # expected failures filled in per point
 
 
+def link_inventory(link: NetworkLink, static: Mapping[str, Any]) -> Inventory:
+    """What one link adds to a design's price: its terminal pair, its untrusted relay, its fibre (dark or lit)."""
+    terminal_pairs = np.zeros(len(FAMILIES))
+    if link.fixed_rate:  # a supply bought as a service: its ground stations are sites
+        return Inventory(terminal_pairs, 0, 0, 0, 0.0, 0.0, 0.0)
+    classes = parameters.study_classes(link.types(static))
+    if classes["protocol"].cost_family in FAMILIES:
+        terminal_pairs[FAMILIES.index(classes["protocol"].cost_family)] = 1
+    own = dict(link.static)
+    lit = any(own.get(f"link.{k}") is not None for k in ("classical_channels", "classical_counter_channels"))
+    length = link.value("link.distance_km")
+    return Inventory(terminal_pairs, 0, classes["link"].arms - 1, 0, 0.0 if lit else length, length if lit else 0.0, 0.0)
+
+
+def site_inventory(kind: str) -> Inventory:
+    """What one site adds to a design's price (user sites: nothing; they are the customers')."""
+    return Inventory(np.zeros(len(FAMILIES)), int(kind == "trusted"), 0, int(kind == "ground_station"), 0.0, 0.0, 0.0)
+
+
 class NetworkStudy(Study):
     """Link key rates, each demand's key relay and, with ``trials``, the key supply over simulated horizons; costs
     with a price set (``cost=NAME``)."""
@@ -114,7 +135,8 @@ class NetworkStudy(Study):
         graph = network_graph(static)
         links = static["link.links"]
         demands = static["link.demands"]
-        per_demand = [minimal_cuts(graph, graph.sites.index(d.a), graph.sites.index(d.b)).astype(float) for d in demands]
+        relays = relaying(static)
+        per_demand = [demand_cuts(graph, relays, graph.sites.index(d.a), graph.sites.index(d.b)).astype(float) for d in demands]
         cuts = relay.Cuts.stack(per_demand)
         shares = np.asarray([d.share for d in demands])
         return Layout(
@@ -136,21 +158,8 @@ class NetworkStudy(Study):
         return tuple(groups)
 
     def _inventory(self, links, graph) -> Inventory:
-        terminal_pairs = np.zeros(len(FAMILIES))
-        dark_km = lit_km = relays = 0.0
-        for link in links:
-            if link.fixed_rate:
-                continue
-            classes = parameters.study_classes(link.types(self.static))
-            if classes["protocol"].cost_family in FAMILIES:
-                terminal_pairs[FAMILIES.index(classes["protocol"].cost_family)] += 1
-            relays += classes["link"].arms - 1
-            own = dict(link.static)
-            lit = any(own.get(f"link.{k}") is not None for k in ("classical_channels", "classical_counter_channels"))
-            length = link.value("link.distance_km")
-            dark_km, lit_km = (dark_km, lit_km + length) if lit else (dark_km + length, lit_km)
-        kinds = list(graph.kinds)
-        return Inventory(terminal_pairs, kinds.count("trusted"), relays, kinds.count("ground_station"), dark_km, lit_km, 0.0)
+        counted = [link_inventory(link, self.static) for link in links] + [site_inventory(kind) for kind in graph.kinds]
+        return Inventory(*(sum(items) for items in zip(*counted)))
 
     @property
     def outputs(self) -> Mapping[str, Output]:
@@ -188,7 +197,11 @@ class NetworkStudy(Study):
             "link_site_b": (LINK, text([x.b for x in links]), {"long_name": "site at the other end of the link"}),
             "link_type": (LINK, text([k[0] for k in kinds]), {"long_name": "link model"}),
             "link_protocol": (LINK, text([k[1] for k in kinds]), {"long_name": "protocol of the link"}),
-            "link_length_km": (LINK, np.asarray([x.value("link.distance_km") for x in links]), {"units": "km", "long_name": "fibre length"}),
+            "link_length_km": (
+                LINK,
+                np.asarray([x.value("link.distance_km") for x in links]),
+                {"units": "km", "long_name": "fibre length"},
+            ),
             "demand_site_a": (DEMAND, text([d.a for d in demands]), {"long_name": "user site at one end of the demand"}),
             "demand_site_b": (DEMAND, text([d.b for d in demands]), {"long_name": "user site at the other end of the demand"}),
         }
@@ -263,7 +276,7 @@ class NetworkStudy(Study):
         }
         reliability = self.reliability(p.link)
         served_bps = jnp.where(demand_bps > 0, jnp.minimum(key_rate, demand_bps), key_rate)
-        failures_per_year = jnp.sum(jnp.where(jnp.isinf(reliability.mtbf_h), 0.0, relay.HOURS_PER_YEAR / (reliability.mtbf_h + reliability.mttr_h)))
+        failures_per_year = jnp.sum(relay.failures_per_year(reliability.mtbf_h, reliability.mttr_h))
         if self.trials:
             trials = relay.sample_trials(
                 key, rates, layout.ends, reliability, layout.cuts, layout.link_shares, p.link.store_bits, demand_bps,
