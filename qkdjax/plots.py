@@ -1,9 +1,10 @@
 """Figures of result cubes (matplotlib, no pyplot state): key rate vs distance with the PLOB bound, heatmaps with a
-target contour, Monte Carlo quantile bands, satellite pass curves, availability vs demand.
+target contour, Monte Carlo quantile bands, satellite pass curves, availability vs demand, QKD networks (sites, links
+coloured by key rate, bottlenecks and the links that fail most).
 
 Each function takes a cube, draws on ``ax`` (or a new figure) and returns the ``Figure``. Axis labels come from
 the variables' and coordinates' ``long_name`` and ``units`` attrs. Dims a figure does not show are fixed at their
-middle grid value (the median for ``quantile``) and named in the title.
+middle grid value (the median for ``quantile``; the network figure: the first) and named in the title.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 import xarray as xr
-from matplotlib.colors import LogNorm
+from matplotlib import colormaps
+from matplotlib.collections import LineCollection
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from qkdjax import analysis
 from qkdjax.units import units_of
@@ -213,4 +217,232 @@ def options_bar(cube: xr.Dataset, dim: Hashable, variable: str = "key_rate", ax=
     ax.bar([str(v) for v in data[dim].values], data.values)
     figure = _finish(figure, ax, data, dim, f"{data.attrs.get('long_name', variable)} by {dim}", fixed)
     ax.set_xlabel(str(dim))
+    return figure
+
+
+# --- Networks ------------------------------------------------------------------------------------------------------
+# A network cube has a dim of links (``network_link``, ends ``link_site_a``/``link_site_b``), of sites (``site``,
+# kind ``site_kind``, optional position ``site_x_km``/``site_y_km``) and of demands (``demand``, ends
+# ``demand_site_a``/``demand_site_b``); these describe each grid point's network, they are not swept.
+NETWORK_DIMS = ("network_link", "site", "demand")
+SITE_STYLES = {"user": ("o", "C0", "user"), "trusted": ("s", "C1", "trusted node"), "ground_station": ("^", "C2", "ground station")}
+BOTTLENECK_COLOUR = "tab:red"
+NETWORK_COLOURS = ("link_key_rate", "min_cut_link")
+
+
+def is_network(cube: xr.Dataset) -> bool:
+    """Whether ``cube`` describes a network: links between named sites and a key rate per link."""
+    needed = ("link_site_a", "link_site_b", "site_kind")
+    return {"network_link", "site"} <= set(cube.dims) and all(c in cube.coords for c in needed) and link_rate_variable(cube) is not None
+
+
+def link_rate_variable(cube: xr.Dataset) -> str | None:
+    """The per-link key rate: the variable with role ``link_rate`` (else ``link_key_rate``), or None."""
+    names = [v for v in analysis.with_role(cube, "link_rate") if v in cube.data_vars and "network_link" in cube[v].dims]
+    return str(names[0]) if names else ("link_key_rate" if "link_key_rate" in cube.data_vars else None)
+
+
+def first_point(data: xr.Dataset | xr.DataArray, keep: Sequence[Hashable]) -> tuple[xr.Dataset | xr.DataArray, str]:
+    """``data`` at the first value of every dim not in ``keep`` (``quantile``: the median), and a text naming the
+    values of the dims along which something in ``data`` varies."""
+    chosen = {}
+    for dim in data.dims:
+        if dim not in keep:
+            values = data[dim].values
+            chosen[dim] = int(np.flatnonzero(values == 0.5)[0]) if dim == "quantile" and 0.5 in values else 0
+    arrays = data.data_vars.values() if isinstance(data, xr.Dataset) else [data]
+    varies = [d for d in chosen if any(d in a.dims and _varies_along(a, d) for a in arrays)]
+    return data.isel(chosen), ", ".join(value_label(d, data[d].values[chosen[d]], data[d]) for d in varies)
+
+
+def _varies_along(data: xr.DataArray, dim: Hashable) -> bool:
+    first = data.isel({dim: 0})
+    return not bool(((data == first) | (data.isnull() & first.isnull())).all())
+
+
+def spring_layout(n_sites: int, edges: Sequence[tuple[int, int]], iterations: int = 300) -> np.ndarray:
+    """Deterministic 2-d positions ``[n_sites, 2]`` in [-1, 1] of a graph: Fruchterman-Reingold forces (linked
+    sites attract, all repel) from a start on the unit circle, with a step bound falling linearly to zero (T. M. J.
+    Fruchterman, E. M. Reingold, Softw. Pract. Exp. 21, 1129 (1991))."""
+    angle = 2 * np.pi * np.arange(n_sites) / max(n_sites, 1)
+    pos = np.column_stack([np.cos(angle), np.sin(angle)])
+    if n_sites < 3:
+        return pos * (n_sites > 1)
+    adjacency = np.zeros((n_sites, n_sites))
+    for i, j in edges:
+        adjacency[i, j] = adjacency[j, i] = 1.0
+    k = 2.0 / np.sqrt(n_sites)  # ideal distance in a 2 x 2 box
+    for step in range(iterations):
+        delta = pos[:, None, :] - pos[None, :, :]
+        distance = np.maximum(np.linalg.norm(delta, axis=-1), 1e-3)
+        push = (k**2 / distance**2 - adjacency * distance / k)[..., None] * delta  # repulsion k^2/d, attraction d^2/k
+        move = push.sum(axis=1)
+        length = np.maximum(np.linalg.norm(move, axis=-1, keepdims=True), 1e-12)
+        pos = pos + move / length * np.minimum(length, 0.1 * (1 - step / iterations))
+    pos = pos - pos.mean(axis=0)
+    return pos / np.abs(pos).max()
+
+
+def site_positions(cube: xr.Dataset) -> tuple[np.ndarray, bool]:
+    """Positions ``[site, 2]`` of the sites: ``site_x_km``/``site_y_km`` (True), else a spring layout of the
+    links (False)."""
+    if "site_x_km" in cube.coords and "site_y_km" in cube.coords:
+        return np.column_stack([cube.site_x_km.values, cube.site_y_km.values]).astype(float), True
+    return spring_layout(cube.sizes["site"], link_ends(cube)), False
+
+
+def link_ends(cube: xr.Dataset) -> list[tuple[int, int]]:
+    """(site index, site index) of each link; ValueError naming a link whose end is not a site."""
+    index = {str(name): i for i, name in enumerate(cube.site.values)}
+    ends = []
+    for link, a, b in zip(cube.network_link.values, cube.link_site_a.values, cube.link_site_b.values):
+        missing = [str(s) for s in (a, b) if str(s) not in index]
+        if missing:
+            raise ValueError(f"link {link!r} ends at {', '.join(missing)}, not a site of the cube ({', '.join(index)})")
+        ends.append((index[str(a)], index[str(b)]))
+    return ends
+
+
+def parallel_links(ends: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """The links grouped by span (the same two sites, either way round; e.g. two technologies for one span)."""
+    spans: dict[frozenset, list[int]] = {}
+    for i, (a, b) in enumerate(ends):
+        spans.setdefault(frozenset((a, b)), []).append(i)
+    return list(spans.values())
+
+
+def spread_parallel(xy: np.ndarray, ends: Sequence[tuple[int, int]], spans: list[list[int]], gap: float) -> np.ndarray:
+    """Line segments ``[link, 2, 2]`` between the sites, the links of one span side by side ``gap`` apart."""
+    segments = np.array([[xy[a], xy[b]] for a, b in ends], dtype=float).reshape(-1, 2, 2)
+    for members in spans:
+        a, b = ends[members[0]]
+        along = xy[b] - xy[a]
+        normal = np.array([-along[1], along[0]]) / max(np.linalg.norm(along), 1e-12)
+        for k, i in enumerate(members):
+            segments[i] += (k - (len(members) - 1) / 2) * gap * normal
+    return segments
+
+
+def network_point(cube: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """What the network figure shows (link key rate, minimum cuts, link availability) at the cube's first grid
+    point, and a text naming that point (``first_point``)."""
+    names = [v for v in (link_rate_variable(cube), "min_cut_link", "link_availability") if v in cube]
+    return first_point(cube[names], NETWORK_DIMS)
+
+
+def sites_text(kind: str, count: int) -> str:
+    """``3 users``, ``1 trusted node``: how many sites of a kind."""
+    name = SITE_STYLES.get(kind, ("", "", kind))[2]
+    return f"{count} {name}{'s' if count != 1 else ''}"
+
+
+def failing_links(unavailability: np.ndarray) -> np.ndarray:
+    """Indices of the links that fail most: the fifth (at least one) with the largest unavailability, of those down
+    longer than the median link (none where all are alike)."""
+    down = np.where(np.isfinite(unavailability), unavailability, -np.inf)
+    count = max(1, int(np.ceil(len(down) / 5)))
+    top = np.argsort(-down, kind="stable")[:count]
+    return np.sort(top[down[top] > np.median(down)])
+
+
+def _short_list(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}"
+
+
+def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) -> Figure:
+    """The network at the cube's first grid point: sites as markers by kind (users, trusted nodes, ground
+    stations), links as lines coloured by ``colour_by``: ``"link_key_rate"`` (log10 of the link's key rate,
+    colour bar; no key: grey) or ``"min_cut_link"`` (how many demands have the link in their minimum cut). The
+    bottleneck links (in a demand's minimum cut, ``min_cut_link``) get a red halo and the demands' names; with
+    ``link_availability`` the links that fail most (``failing_links``) are dashed and labelled with their
+    unavailability. Labels are left off links shorter than a fifth of the map. Sites sit at ``site_x_km``/``site_y_km``, else on a spring layout."""
+    if colour_by not in NETWORK_COLOURS:
+        raise ValueError(f"colour_by = {colour_by!r}: give one of {', '.join(NETWORK_COLOURS)}")
+    if not is_network(cube):
+        raise ValueError("not a network cube: it needs dims network_link and site, link_site_a/b, site_kind and link_key_rate")
+    rate_name = link_rate_variable(cube)
+    if colour_by == "min_cut_link" and "min_cut_link" not in cube:
+        raise ValueError("colour_by = 'min_cut_link' needs the cube's min_cut_link variable")
+    point, fixed = network_point(cube)
+    ax = Figure(figsize=(6.4, 5.6), layout="constrained").subplots() if ax is None else ax
+    figure = ax.figure
+    xy, in_km = site_positions(cube)
+    ends = link_ends(cube)
+    extent = np.ptp(xy, axis=0).max() if len(xy) > 1 else 1.0
+    spans = parallel_links(ends)
+    segments = spread_parallel(xy, ends, spans, gap=0.02 * extent)
+    handles = []
+
+    cut = point["min_cut_link"].transpose("network_link", "demand").values > 0.5 if "min_cut_link" in point else None
+    notes: list[list[str]] = [[] for _ in ends]
+    if cut is not None and cut.any():
+        halo = LineCollection(segments[cut.any(axis=1)], colors=BOTTLENECK_COLOUR, linewidths=9, alpha=0.3, zorder=1)
+        ax.add_collection(halo)
+        handles.append(Line2D([], [], color=BOTTLENECK_COLOUR, lw=6, alpha=0.3, label="bottleneck: in a demand's minimum cut"))
+        demands = [str(d) for d in point.demand.values]
+        for i, row in enumerate(cut):
+            if row.any():
+                notes[i].append("cut of " + _short_list([d for d, c in zip(demands, row) if c]))
+
+    styles = ["-"] * len(ends)
+    if "link_availability" in point:
+        down = 1.0 - point["link_availability"].transpose("network_link").values.astype(float)
+        failing = failing_links(down)
+        for i in failing:
+            styles[i] = "--"
+            notes[i].append(f"down {down[i]:.2%}")
+        if failing.size:
+            low, high = down[failing].min(), down[failing].max()
+            span = f"{high:.2%}" if low == high else f"{low:.2%} - {high:.2%}"
+            handles.append(Line2D([], [], color="k", ls="--", lw=1.5, label=f"fails most: down {span} of the time"))
+
+    if colour_by == "link_key_rate":
+        rate = point[rate_name].transpose("network_link").values.astype(float)
+        values = np.log10(_positive(rate))
+        finite = values[np.isfinite(values)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        norm = Normalize(low - 0.5, high + 0.5) if low == high else Normalize(low, high)
+        cmap, label = colormaps["viridis"].with_extremes(bad="lightgrey"), f"log10 {axis_label(cube[rate_name])}"
+        if not np.isfinite(values).all():
+            handles.append(Line2D([], [], color="lightgrey", lw=2.5, label="no key"))
+    else:
+        values = cut.sum(axis=1).astype(float)
+        count = cut.shape[1]
+        norm = BoundaryNorm(np.arange(-0.5, count + 1), count + 1)
+        cmap = ListedColormap(["0.7", *colormaps["Reds"](np.linspace(0.45, 1.0, count))])  # grey: in no minimum cut
+        label = "demands with the link in their minimum cut"
+    lines = LineCollection(segments, array=values, cmap=cmap, norm=norm, linewidths=2.5, linestyles=styles, zorder=2)
+    ax.add_collection(lines)
+    bar = figure.colorbar(lines, ax=ax, label=textwrap.fill(label, 40))
+    if colour_by == "min_cut_link":
+        bar.set_ticks(np.arange(cut.shape[1] + 1))
+
+    for members in spans:  # one label per span: what its links' notes say
+        text = "\n".join(dict.fromkeys(note for i in members for note in notes[i]))
+        a, b = ends[members[0]]
+        if text and np.linalg.norm(xy[b] - xy[a]) >= 0.2 * extent:  # short spans: no room for a label
+            middle = (xy[a] + xy[b]) / 2
+            ax.annotate(text, middle, xytext=(0, 5), textcoords="offset points", ha="center", fontsize=6, color="0.2", zorder=4)
+    kinds = cube.site_kind.values.astype(str)
+    for kind in dict.fromkeys(kinds):
+        marker, colour, label = SITE_STYLES.get(kind, ("D", "0.5", kind))
+        mine = kinds == kind
+        handles.append(ax.scatter(*xy[mine].T, marker=marker, s=70, c=colour, edgecolors="k", zorder=3, label=sites_text(kind, mine.sum())))
+    for name, (x, y) in zip(cube.site.values, xy):
+        ax.annotate(str(name), (x, y), xytext=(5, -9), textcoords="offset points", fontsize=7, zorder=5)
+
+    ax.autoscale_view()
+    ax.margins(0.12)
+    if in_km:
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel(axis_label(cube.site_x_km))
+        ax.set_ylabel(axis_label(cube.site_y_km))
+        ax.grid(True, alpha=0.3)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    what = "log10 link key rate" if colour_by == "link_key_rate" else "the demands each link bottlenecks"
+    layout = "" if in_km else "\nsites on a spring layout (no site coordinates)"
+    ax.set_title(textwrap.fill(f"QKD network, links coloured by {what}", 70) + layout + (f"\n{fixed}" if fixed else ""), fontsize=9)
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1 if in_km else -0.02), ncol=3)
     return figure

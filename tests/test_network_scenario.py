@@ -263,3 +263,22 @@ def test_costs_add_up(tmp_path):
     delivered = 2 * 1e4 * 8766.0 * 3600.0  # both pairs get their 1e4 bit/s
     assert float(cube.cost_per_key_bit) == pytest.approx(per_year / delivered, rel=1e-12)
     assert cube.cost_per_year.attrs["non_udunits_units"] == "EUR/year"
+
+
+def test_a_satellite_edge_is_the_satellite_link_at_its_elevation(tmp_path):
+    """A ground station's downlink at 60 degrees (its own source and detector) beside a fibre link and a supply of
+    known rate (a pass study's key per day / 86400): each link's rate is its own point study's."""
+    spec = {
+        "sites": sites_of(A="user", G="ground_station", B="user"),
+        "links": [
+            {"a": "A", "b": "G", "distance_km": 20.0, "attenuation_db_per_km": 0.2},
+            {"a": "G", "b": "B", "link": "satellite_downlink", "elevation_deg": 60.0, "source": "micius", "detector": "si_spad"},
+            {"a": "A", "b": "B", "key_rate_bps": 0.5, "name": "pass-supply"},
+        ],
+        "demands": [{"a": "A", "b": "B"}],
+    }
+    cube = network(tmp_path, RATES_ONLY, **spec).squeeze()
+    alone = qkdjax.run("sweep=satquma_downlink", "link.elevation_deg=60", "source=micius", "detector=si_spad")
+    assert float(cube.link_key_rate[1]) == pytest.approx(float(alone.key_rate), rel=1e-12)
+    assert float(cube.key_rate) == pytest.approx(min(float(cube.link_key_rate[0]), float(cube.link_key_rate[1])) + 0.5, rel=1e-12)
+    assert list(cube.link_type.values) == ["fibre", "satellite_downlink", "supply"]

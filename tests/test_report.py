@@ -1,16 +1,19 @@
-"""Plots and ``qkdjax report`` on real cubes (GYS, default, satellite pass, corridor), small grids."""
+"""Plots and ``qkdjax report`` on real cubes (GYS, default, satellite pass, corridor), small grids, and on a
+synthetic network cube laid out as the network scenario writes it."""
 
+import json
 import re
 
 import numpy as np
 import pytest
 import xarray as xr
 from conftest import refused, run_cli
+from matplotlib.collections import LineCollection, PathCollection
 
 import qkdjax
 from qkdjax import analysis, plots
 from qkdjax.cli import main
-from qkdjax.report import drop_constant_dims, markdown_table, write_report
+from qkdjax.report import columns_table, drop_constant_dims, markdown_table, thin, write_report
 
 CUBES = {
     "gys_2005": ("sweep=gys_2005",),
@@ -199,3 +202,223 @@ def test_report_of_an_optimised_study_gives_the_optimum_and_the_inverse_answers(
     table = summary.split("(max.link.distance_km, solved per point)")[1].split("\n### ")[0]
     reach = [float(r) for r in re.findall(r"^\|.* \| ([0-9.]+) \|$", table, re.MULTILINE)]
     assert reach and all(140 < r < 144 for r in reach)  # the optimised GYS link's reach
+
+
+def test_report_writes_the_html_page_beside_the_summary_and_leaves_no_temporary_file(cubes, tmp_path):
+    write_report(qkdjax.open_cube(cubes["gys_2005"]), tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count('<img src="data:image/png;base64,') == 1
+    assert (
+        "<h3>Maximal reach (link.distance_km) for any positive key</h3>" in page and "<td>vacuum_weak</td><td>no</td><td>140.5</td>" in page
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rate_vs_distance.png", "report.html", "summary.md"]  # no .tmp left
+
+
+def test_table_cells_escape_the_markdown_they_would_break():
+    data = xr.DataArray([1.0, 2.0], dims="option", coords={"option": ["a|b", "*c*"]}, name="key_rate", attrs={"units": "bit/s"})
+    assert markdown_table(data).splitlines()[2:] == [r"| a\|b | 1 |", r"| \*c\* | 2 |"]
+
+
+def test_thin_keeps_the_ends_of_the_longest_dims():
+    data = xr.DataArray(np.arange(200.0).reshape(20, 10), dims=("a", "b"))
+    thinned = thin(data, 24)
+    assert thinned.sizes == {"a": 2, "b": 10} and thinned.values[:, [0, -1]].tolist() == [[0, 9], [190, 199]]  # corners kept
+
+
+# --- Network cubes: the layout the network scenario writes --------------------------------------------------------
+SITES = {"Alice": ("user", 0, 0), "Bob": ("user", 40, 0), "Carol": ("user", 20, 30), "T1": ("trusted", 20, -5), "T2": ("trusted", 15, 10), "OGS": ("ground_station", 45, 25)}  # fmt: skip
+LINK_RATES = {"Alice-T1": 5e4, "T1-Bob": 2e3, "Alice-T2": 1e4, "T2-Bob": 8e3, "T2-Carol": 3e4, "T1-OGS": 1e5, "OGS-Carol": 500.0}
+LINK_DOWN = [1e-3, 2e-2, 1e-3, 5e-3, 1e-3, 3e-2, 1e-2]  # unavailability of each link (design fibre; doubled with the satellite)
+MIN_CUTS = {"Alice-Bob": ("T1-Bob", "T2-Bob"), "Alice-Carol": ("Alice-T2", "OGS-Carol")}
+WINNER = {"annual_cost": 1.2e6, "spans": ["Alice-T1:fibre", "T1-Bob:fibre"], "sites": ["T1", "T2"], "worst_demand": "Alice-Carol", "demand_met_probability": 0.97, "ci_low": 0.955, "ci_high": 0.98}  # fmt: skip
+RUNNER_UP = {**WINNER, "annual_cost": 1.5e6, "sites": ["T1", "T2", "OGS"], "demand_met_probability": 0.99, "ci_low": 0.98, "ci_high": 0.995}
+
+
+def network_cube(coordinates: bool = True, monte_carlo: bool = True) -> xr.Dataset:
+    """A cube of a 6-site network (3 users, 2 trusted nodes, a ground station; 7 links, 2 demands) over the grid
+    ``design`` (the satellite links carry key in ``fibre+satellite`` only) x ``link.demand_bps``."""
+    demand_grid = xr.DataArray(
+        [1e3, 1e4], dims="link.demand_bps", attrs={"units": "bit/s", "long_name": "key demand", "qkdjax_role": "demand"}
+    )
+    satellite = xr.DataArray([0.0, 1.0], dims="design")
+    links = xr.DataArray(list(LINK_RATES), dims="network_link")
+    rate = xr.DataArray(list(LINK_RATES.values()), dims="network_link") * xr.where(links.str.contains("OGS"), satellite, 1.0)
+    cut = xr.DataArray([[link in MIN_CUTS[d] for link in LINK_RATES] for d in MIN_CUTS], dims=("demand", "network_link"))
+    key_rate = 1e4 + xr.DataArray([0.0, 500.0], dims="demand") * satellite  # max-flow: the minimum cut's capacity
+    demand_bps = xr.DataArray([1.0, 0.5], dims="demand") * demand_grid
+    variables = {
+        "link_key_rate": rate.assign_attrs(units="bit/s", long_name="link key rate", qkdjax_role="link_rate"),
+        "key_rate": key_rate.assign_attrs(units="bit/s", long_name="end-to-end key rate (max-flow)"),
+        "demand_bps": demand_bps.assign_attrs(units="bit/s", long_name="key demand"),
+        "min_cut_link": (cut * xr.ones_like(satellite)).assign_attrs(units="1", long_name="link in the demand's minimum cut"),
+    }
+    if monte_carlo:
+        met = 0.97 - 0.1 * xr.DataArray([0.0, 1.0], dims="link.demand_bps") + 0.02 * satellite
+        variables |= {
+            "link_availability": (1 - xr.DataArray(LINK_DOWN, dims="network_link") * (1 + satellite)).assign_attrs(units="1"),
+            "availability": (xr.DataArray([0.99, 0.98], dims="demand") + 0.005 * satellite).assign_attrs(units="1"),
+            "mean_outage_h": (xr.DataArray([4.0, 6.5], dims="demand") - satellite).assign_attrs(units="h", long_name="mean time to repair"),
+            "demand_met_probability": met.assign_attrs(units="1"),
+            "demand_met_probability_ci_low": (met - 0.01).assign_attrs(units="1"),
+            "demand_met_probability_ci_high": (met + 0.01).assign_attrs(units="1"),
+            "unserved_fraction_mean": (0.25 * (1 - met)).assign_attrs(units="1"),
+            "protected_fraction": xr.DataArray([0.9, 0.8], dims="demand").assign_attrs(units="1"),
+            "cost_per_year": (1.2e6 + 3e5 * satellite).assign_attrs(units="1", currency="EUR", long_name="annual cost"),
+            "cost_per_protected_link": (2e5 + 5e4 * satellite).assign_attrs(units="1", currency="EUR"),
+            "cost_per_key_bit": (1e-4 * (1 + satellite)).assign_attrs(units="bit-1", currency="EUR"),
+        }
+    coords = {
+        "network_link": list(LINK_RATES),
+        "link_site_a": ("network_link", [link.split("-")[0] for link in LINK_RATES]),
+        "link_site_b": ("network_link", [link.split("-")[1] for link in LINK_RATES]),
+        "site": list(SITES),
+        "site_kind": ("site", [kind for kind, _, _ in SITES.values()]),
+        "demand": list(MIN_CUTS),
+        "demand_site_a": ("demand", [d.split("-")[0] for d in MIN_CUTS]),
+        "demand_site_b": ("demand", [d.split("-")[1] for d in MIN_CUTS]),
+        "design": ["fibre", "fibre+satellite"],
+        "link.demand_bps": demand_grid,
+    }
+    if coordinates:
+        coords["site_x_km"] = ("site", [float(x) for _, x, _ in SITES.values()], {"units": "km", "long_name": "east"})
+        coords["site_y_km"] = ("site", [float(y) for _, _, y in SITES.values()], {"units": "km", "long_name": "north"})
+    attrs = {"title": "network <test> & co", "rerun": "qkdjax sweep=network", "config": "link:\n  type: network  # <b>not bold</b>\n"}
+    if monte_carlo:
+        attrs |= {"design_winner": json.dumps(WINNER), "design_runner_up": json.dumps(RUNNER_UP)}
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def line_collections(ax):
+    return [c for c in ax.collections if isinstance(c, LineCollection)]
+
+
+@pytest.mark.parametrize("coordinates", [True, False], ids=["site coordinates", "spring layout"])
+@pytest.mark.parametrize("monte_carlo", [True, False], ids=["monte carlo", "static"])
+def test_network_figure_draws_sites_links_bottlenecks_and_failures(coordinates, monte_carlo):
+    cube = network_cube(coordinates, monte_carlo)
+    figure = plots.network_figure(cube)
+    ax, bar = figure.axes
+    halo, lines = line_collections(ax)
+    assert len(lines.get_segments()) == len(LINK_RATES) and bar.get_ylabel() == "log10 link key rate [bit/s]"
+    shown = np.log10([r if "OGS" not in link else np.nan for link, r in LINK_RATES.items()])  # design = fibre: no satellite key
+    np.testing.assert_allclose(lines.get_array(), shown)
+    assert len(halo.get_segments()) == 4  # the links in a minimum cut
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"3 users", "2 trusted nodes", "1 ground station", "bottleneck: in a demand's minimum cut", "no key"} <= set(legend)
+    assert ax.get_title().endswith("\ndesign = fibre")  # the first grid point (link_key_rate does not vary with the demand)
+    dashed = [i for i, style in enumerate(lines.get_linestyles()) if style[1] is not None]
+    failing = [i for i, down in enumerate(LINK_DOWN) if down >= 0.5 * max(LINK_DOWN)]  # T1-Bob, T1-OGS
+    assert dashed == (failing if monte_carlo else [])
+    notes = [t.get_text() for t in ax.texts]
+    assert ("cut of Alice-Bob\ndown 2.00%" in notes) == monte_carlo and "cut of Alice-Carol" in notes
+    sites = np.concatenate([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
+    assert len(np.unique(sites, axis=0)) == len(SITES)
+    if coordinates:
+        assert ax.get_xlabel() == "east [km]" and [20.0, -5.0] in sites.tolist()
+    else:
+        assert "spring layout" in ax.get_title() and ax.get_xticks().size == 0
+
+
+def test_network_figure_coloured_by_the_demands_each_link_bottlenecks():
+    figure = plots.network_figure(network_cube(), colour_by="min_cut_link")
+    _, lines = line_collections(figure.axes[0])
+    np.testing.assert_array_equal(lines.get_array(), [0, 1, 1, 1, 0, 0, 1])
+    assert figure.axes[1].get_ylabel().replace("\n", " ") == "demands with the link in their minimum cut"
+    with pytest.raises(ValueError, match="colour_by = 'x'"):
+        plots.network_figure(network_cube(), colour_by="x")
+    with pytest.raises(ValueError, match="not a network cube"):
+        plots.network_figure(network_cube().drop_vars("link_key_rate"))
+
+
+def test_spring_layout_is_deterministic_and_keeps_sites_apart():
+    edges = plots.link_ends(network_cube(coordinates=False))
+    layout = plots.spring_layout(len(SITES), edges)
+    np.testing.assert_array_equal(layout, plots.spring_layout(len(SITES), edges))
+    distance = np.linalg.norm(layout[:, None] - layout[None], axis=-1)[np.triu_indices(len(SITES), 1)]
+    assert np.abs(layout).max() == pytest.approx(1.0) and distance.min() > 0.2
+    linked = np.mean([np.linalg.norm(layout[a] - layout[b]) for a, b in edges])
+    assert linked < distance.mean()  # linked sites sit closer than sites on average
+    assert plots.spring_layout(1, []).tolist() == [[0.0, 0.0]]
+
+
+def test_network_report_gives_the_cheapest_design_kpis_and_links(tmp_path):
+    text = write_report(network_cube(), tmp_path).read_text()
+    cheapest = text.split("### Cheapest design")[1].split("\n### ")[0]
+    assert "| cheapest | 1,200,000 | Alice-T1:fibre, T1-Bob:fibre | T1, T2 | 0.97 [0.955, 0.98] | Alice-Carol |" in cheapest
+    assert "| runner-up | 1,500,000 |" in cheapest and "costs 300,000 EUR more per year (+25.0%)" in cheapest
+    assert "- 6 sites (3 users, 2 trusted nodes, 1 ground station), 7 links, 2 demand(s)." in text
+    kpis = text.split("### Key performance per demand")[1].split("\n### ")[0]
+    header = "| design | link.demand_bps | demand | uptime | MTTR [h] | key rate [bit/s] | demand [bit/s] | key / demand | P(demand met) | key served | QKD-protected | cost / year [EUR] | cost / protected link [EUR] | cost / key bit [EUR bit-1] |"  # fmt: skip
+    assert header in kpis
+    assert (
+        "| fibre+satellite | 1e+04 | Alice-Carol | 0.985 | 5.5 | 1.05e+04 | 5000 | 2.1 | 0.89 [0.88, 0.9] | 0.9725 | 0.8 | 1.5e+06 | 2.5e+05 | 0.0002 |"
+        in kpis
+    )
+    links = text.split("### Links")[1].split("\n### ")[0]
+    assert (
+        "| fibre | T1-Bob | T1 | Bob | 2000 | 0.98 | Alice-Bob |" in links
+        and "| fibre | T2-Carol | T2 | Carol | 3e+04 | 0.999 | - |" in links
+    )
+    assert "## Grid" in text and "| site |" not in text  # the network's dims are listed in its own tables
+    assert (
+        "![Sites and links at the first grid point (design = fibre): sites by kind" in text and "dashed: the links that fail most" in text
+    )
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["sites_and_links.png"]  # the key rate does not vary along link.demand_bps
+
+
+def test_network_report_without_monte_carlo_or_design_attrs(tmp_path):
+    text = write_report(network_cube(coordinates=False, monte_carlo=False), tmp_path).read_text()
+    assert "### Cheapest design" not in text and "dashed" not in text
+    kpis = text.split("### Key performance per demand")[1].split("\n### ")[0]
+    assert "| design | link.demand_bps | demand | key rate [bit/s] | demand [bit/s] | key / demand |" in kpis
+    assert "| fibre | T1-OGS | T1 | OGS | 0 | - |" in text
+
+
+def test_cubes_without_a_network_get_no_network_sections(cubes, tmp_path):
+    text = summary_of(cubes["corridor"], tmp_path)
+    assert "### Sites, links and demands" not in text and "### Links" not in text and not (tmp_path / "sites_and_links.png").exists()
+    bad = network_cube().assign_attrs(design_winner="{not json", design_runner_up="null")
+    assert "The cube's design_winner attr is not JSON" in write_report(bad, tmp_path / "bad").read_text()
+
+
+def test_the_links_that_fail_most_are_the_worst_fifth_above_the_median():
+    assert plots.failing_links(np.array(LINK_DOWN)).tolist() == [1, 5]
+    assert plots.failing_links(np.full(6, 0.01)).tolist() == []  # all alike: none stands out
+    assert plots.failing_links(np.array([np.nan, 0.2, 0.1, 0.0])).tolist() == [1]
+
+
+def test_parallel_links_of_one_span_are_drawn_side_by_side_with_one_label():
+    cube = network_cube()
+    extra = cube.isel(network_link=[1]).assign_coords(network_link=["T1-Bob:tf"])  # a second technology on T1-Bob
+    both = xr.concat([cube, extra], "network_link", data_vars="minimal", coords="minimal", compat="override")
+    ax = plots.network_figure(both).axes[0]
+    _, lines = line_collections(ax)
+    first, second = lines.get_segments()[1], lines.get_segments()[-1]
+    offset = second - first
+    np.testing.assert_allclose(offset[0], offset[1])  # parallel
+    assert np.linalg.norm(offset[0]) == pytest.approx(0.02 * 45) and abs(np.dot(offset[0], first[1] - first[0])) < 1e-9
+    assert [t.get_text() for t in ax.texts].count("cut of Alice-Bob\ndown 2.00%") == 1
+
+
+def test_network_design_cubes_get_a_kpi_table_per_design(tmp_path):
+    cube = network_cube().isel(design=0, drop=True)
+    designs = xr.DataArray(["cheapest", "runner_up"], dims="network_design")
+    cube = cube.assign_coords(network_design=designs).assign(
+        design_key_rate=xr.DataArray([[9e3, 8e3], [9.5e3, 8.5e3]], dims=("network_design", "demand"), attrs={"units": "bit/s"}),
+        design_cost_per_year=xr.DataArray([1.2e6, 1.5e6], dims="network_design", attrs={"non_udunits_units": "EUR/year"}),
+    )
+    text = write_report(cube, tmp_path).read_text()
+    assert "### Key performance per demand (every candidate link and site built)" in text
+    table = text.split("### Key performance of each design")[1].split("\n### ")[0]
+    assert (
+        "| network_design | link.demand_bps | demand | key rate [bit/s] | demand [bit/s] | key / demand | cost / year [EUR/year] |" in table
+    )
+    assert "| runner_up | 1e+04 | Alice-Carol | 8500 | 5000 | 1.7 | 1.5e+06 |" in table
+
+
+def test_columns_table_keeps_every_row_of_the_last_dim_and_thins_the_others():
+    grid = xr.DataArray(np.arange(30.0), dims="x", coords={"x": np.arange(30.0)})
+    demand = xr.DataArray([1.0, 2.0, 3.0], dims="demand", coords={"demand": ["a", "b", "c"]})
+    table = columns_table({"product": grid * demand, "constant": xr.DataArray(7.0)}, "demand", max_rows=12).splitlines()
+    assert table[0] == "| x | demand | product | constant |" and len(table) == 2 + 4 * 3
+    assert table[2] == "| 0 | a | 0 | 7 |" and table[-1] == "| 29 | c | 87 | 7 |"

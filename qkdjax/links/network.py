@@ -196,10 +196,6 @@ def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> NetworkLin
             types[group] = classes[group] if inherits else parameters.group_class(group, type_name)
         except KeyError:
             raise ConfigError(f"{path}.{group}: type {type_name!r} is not one of: {', '.join(parameters.registry(group))}") from None
-    if types["link"].scenario({}) != "point" or types["link"].arms is None:
-        raise ConfigError(
-            f"{path}.link = {entry.get('link')!r} is not a link evaluated at one point (a fibre span, a satellite at one elevation)"
-        )
     static_types = {f"{g}.type": types[g].types[0] if groups[g][0] else groups[g][1].get("type") for g in PHYSICS_GROUPS}
     try:
         check_compatible({**classes, **types}, static_types)
@@ -221,6 +217,11 @@ def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> NetworkLin
         numbers, choices = _parse_values(group, types[group], merged, where, classes)
         values |= numbers
         static |= choices | {f"{group}.type": static_types[f"{group}.type"]}
+    if types["link"].arms is None or types["link"].scenario(static) != "point":
+        raise ConfigError(
+            f"{path}: link {static_types['link.type']} as configured is not a link evaluated at one point (a fibre span, a satellite "
+            "at one elevation: set its elevation; a pass's supply enters as key_rate_bps)"
+        )
     return NetworkLink(a, b, name, tuple(inherits), tuple(values.items()), tuple(static.items()), None, **reliability)
 
 
