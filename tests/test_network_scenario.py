@@ -78,11 +78,12 @@ def test_chain_supply_agrees_with_the_chain_scenario(tmp_path):
     simulate the same process: their estimates agree within their statistical errors."""
     common = ("supply.time_step_s=3600", "supply.horizon_h=1000", "montecarlo.trials=300", "link.demand_bps=[500]")
     reliability = ("link.node_mtbf_h=300", "link.node_mttr_h=20", "link.store_bits=1e8")
+    empty = "link.store_initial_fill=0"  # the chain scenario's stores start empty
     corridor = qkdjax.run(
         "sweep=corridor", "link.trusted_nodes=[2]", "link.buffer_bits=0", "link.hop_mtbf_h=500", "link.hop_mttr_h=30", *common, *reliability
     )
     spec = chain_links([100.0] * 3, extra_db=1.0)
-    cube = network(tmp_path, (*common, *reliability, "link.link_mtbf_h=500", "link.link_mttr_h=30", "detector=ingaas_apd"), **spec)
+    cube = network(tmp_path, (*common, *reliability, empty, "link.link_mtbf_h=500", "link.link_mttr_h=30", "detector=ingaas_apd"), **spec)
     chain, net = corridor.squeeze(), cube.squeeze()
     assert float(net.key_rate) == pytest.approx(float(chain.key_rate), rel=1e-12)
     for name in ("availability", "unserved_fraction_mean", "longest_starvation_h_mean"):

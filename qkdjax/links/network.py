@@ -96,6 +96,22 @@ def _number(path: str, value: Any, allowed: Range) -> float:
     return float(value)
 
 
+def _entry(where: str, value: Any, keys: tuple[str, ...], what: str) -> dict:
+    """A mapping of some of ``keys`` (one line naming the first unknown key otherwise)."""
+    entry = _mapping(where, value, f"{what}: {', '.join(keys)}")
+    if unknown := set(entry) - set(keys):
+        raise ConfigError(f"unknown key '{min(unknown)}' in {where} ({what} accepts: {', '.join(keys)})")
+    return entry
+
+
+def _reliability(where: str, entry: Mapping[str, Any]) -> dict[str, float | None]:
+    """A link's or site's own ``mtbf_h`` and ``mttr_h`` (None where it takes the network's default)."""
+    return {
+        "mtbf_h": _number(f"{where}.mtbf_h", entry["mtbf_h"], MTBF) if entry.get("mtbf_h") is not None else None,
+        "mttr_h": _number(f"{where}.mttr_h", entry["mttr_h"], POSITIVE) if entry.get("mttr_h") is not None else None,
+    }
+
+
 def _site_name(path: str, value: Any) -> str:
     if not isinstance(value, str) or not value or any(c in value for c in "-#,\n"):
         raise ConfigError(f"{path} = {value!r} must be a site name (text without '-', '#' or ',')")
@@ -111,24 +127,18 @@ def parse_sites(path: str, value: Any, classes: Mapping[str, type]) -> tuple[Sit
     sites = []
     for index, spec in enumerate(value):
         where = f"{path}[{index}]"
-        spec = _mapping(where, spec, "name, kind, and optionally x_km, y_km, mtbf_h, mttr_h")
-        if unknown := set(spec) - set(SITE_KEYS):
-            raise ConfigError(f"unknown key '{min(unknown)}' in {where} (a site accepts: {', '.join(SITE_KEYS)})")
+        spec = _entry(where, spec, SITE_KEYS, "a site")
         name = _site_name(f"{where}.name", spec.get("name"))
         if spec.get("kind") not in SITE_KINDS:
             hint = " (untrusted relays sit inside links: a midpoint_fibre span)" if spec.get("kind") in ("relay", "untrusted") else ""
             raise ConfigError(f"{where}.kind = {spec.get('kind')!r} is not one of: {', '.join(SITE_KINDS)}{hint}")
         coordinates = {k: _number(f"{where}.{k}", spec[k], Range()) for k in ("x_km", "y_km") if spec.get(k) is not None}
-        reliability = {
-            "mtbf_h": _number(f"{where}.mtbf_h", spec["mtbf_h"], MTBF) if spec.get("mtbf_h") is not None else None,
-            "mttr_h": _number(f"{where}.mttr_h", spec["mttr_h"], POSITIVE) if spec.get("mttr_h") is not None else None,
-        }
         relays = spec.get("relays", spec["kind"] != "user")
         if not isinstance(relays, bool) or (spec["kind"] != "user" and not relays):
             raise ConfigError(
                 f"{where}.relays = {relays!r} must be true or false, and true for a {spec['kind']} site (it relays by being one)"
             )
-        sites.append(Site(name, spec["kind"], **coordinates, **reliability, relays=relays))
+        sites.append(Site(name, spec["kind"], **coordinates, **_reliability(where, spec), relays=relays))
     names = [s.name for s in sites]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path} lists the site {next(n for n in names if names.count(n) > 1)!r} twice")
@@ -176,10 +186,7 @@ def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> NetworkLin
     name = entry.get("name", f"{a}-{b}")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}.name = {name!r} must be text")
-    reliability = {
-        "mtbf_h": _number(f"{path}.mtbf_h", entry["mtbf_h"], MTBF) if entry.get("mtbf_h") is not None else None,
-        "mttr_h": _number(f"{path}.mttr_h", entry["mttr_h"], POSITIVE) if entry.get("mttr_h") is not None else None,
-    }
+    reliability = _reliability(path, entry)
     if entry.get("key_rate_bps") is not None:
         if extra := set(entry) - {"a", "b", "name", "key_rate_bps", "mtbf_h", "mttr_h"}:
             raise ConfigError(f"{path} gives key_rate_bps (a supply of known rate), so it takes no '{min(extra)}'")
@@ -244,9 +251,7 @@ def parse_demands(path: str, value: Any, classes: Mapping[str, type]) -> tuple[D
     demands = []
     for i, entry in enumerate(value):
         where = f"{path}[{i}]"
-        entry = _mapping(where, entry, "a, b and optionally share")
-        if unknown := set(entry) - set(DEMAND_KEYS):
-            raise ConfigError(f"unknown key '{min(unknown)}' in {where} (a demand accepts: {', '.join(DEMAND_KEYS)})")
+        entry = _entry(where, entry, DEMAND_KEYS, "a demand")
         for end in ("a", "b"):
             if end not in entry:
                 raise ConfigError(f"{where} lacks '{end}' (the user sites that need key)")
@@ -270,6 +275,9 @@ class Network(Link):
     demands: Any = structure("user pairs that need key", parse_demands)
     demand_bps: Any = number("bit/s", "key demand of each user pair (times its share)", NON_NEGATIVE, default=1000.0, role="demand")
     store_bits: Any = number("bit", "key store of each user pair at its sites", NON_NEGATIVE, default=1.0e10)
+    store_initial_fill: Any = number(
+        "1", "fraction of each key store full at the start (1: a network in service; 0: commissioning)", Range(0.0, 1.0), default=1.0
+    )
     link_mtbf_h: Any = number("h", "mean time between failures of a link (its QKD devices and fibre)", MTBF, default=4380.0)
     link_mttr_h: Any = number("h", "mean time to repair a link", POSITIVE, default=12.0)
     node_mtbf_h: Any = number("h", "mean time between failures of a trusted node or ground station", MTBF, default=8760.0)

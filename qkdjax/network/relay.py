@@ -19,7 +19,8 @@ unless it says ``relays: true``). Each demand's flow over its shares is feasible
 others' (their shares of every link add to at most 1), and equals its max-flow where one demand uses the link.
 It is not the multi-commodity optimum: a demand cannot take the part of a shared link another leaves unused.
 
-Each demand has a store of ``C_d`` bits at its two sites, from which applications draw ``D_d`` bit/s: per
+Each demand has a store of ``C_d`` bits at its two sites, ``initial_fill`` full at the start (the network scenario's
+``link.store_initial_fill``: 1, a network in service, by default), from which applications draw ``D_d`` bit/s: per
 step ``x = min(F_d dt, C_d - store + D_d dt)`` enters, ``min(store + x, D_d dt)`` is served, as the store of a
 chain (``qkdjax.network.availability``, step 3-4). Trusted nodes bank no key for later: key a link makes while
 its demands' routes are cut is lost (a chain with ``link.buffer_bits = 0``). The hop buffers of a chain need a

@@ -92,6 +92,11 @@ class Layout(NamedTuple):
     inventory: Inventory  # expected failures filled in per point
 
 
+def text(values) -> np.ndarray:
+    """Strings as a coordinate's values (object dtype: xarray writes them as variable-length strings)."""
+    return np.asarray(values, dtype=object)
+
+
 def link_inventory(link: NetworkLink, static: Mapping[str, Any]) -> Inventory:
     """What one link adds to a design's price: its terminal pair, its untrusted relay, its fibre (dark or lit)."""
     terminal_pairs = np.zeros(len(FAMILIES))
@@ -170,7 +175,6 @@ class NetworkStudy(Study):
     def coords(self):
         static = self.static
         links, demands, sites = static["link.links"], static["link.demands"], static["link.sites"]
-        text = lambda values: np.asarray(values, dtype=object)
         return {
             **super().coords,
             DEMAND: (text([d.label for d in demands]), {"long_name": "user pair that needs key"}),
@@ -183,7 +187,6 @@ class NetworkStudy(Study):
         """Non-index coordinates: the ends of links and demands, what each link is, each site's kind and place."""
         static = self.static
         links, demands, sites = static["link.links"], static["link.demands"], static["link.sites"]
-        text = lambda values: np.asarray(values, dtype=object)
         kinds = [
             ("supply", "key supply of known rate")
             if x.fixed_rate
@@ -280,7 +283,7 @@ class NetworkStudy(Study):
         if self.trials:
             trials = relay.sample_trials(
                 key, rates, layout.ends, reliability, layout.cuts, layout.link_shares, p.link.store_bits, demand_bps,
-                self.supply_horizon_h, self.supply_steps, trials=self.trials,
+                self.supply_horizon_h, self.supply_steps, trials=self.trials, initial_fill=p.link.store_initial_fill,
             )  # fmt: skip
             metrics |= relay.summarise(trials, self.supply_horizon_h)
             served_bps = jnp.where(demand_bps > 0, metrics["protected_fraction"] * demand_bps, key_rate)
