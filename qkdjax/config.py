@@ -440,7 +440,10 @@ def parse_group(group: str, cls: type, given: Mapping[str, Any], value_of, class
     for field in dataclasses.fields(cls):
         path, meta = f"{group}.{field.name}", field.metadata
         value = value_of(field.name) if field.name in given else field.default
-        if meta.get("hops"):
+        if "derive" in meta:
+            if field.name in given:
+                raise ConfigError(f"{path} is set from the grid ({meta['long_name']}): leave it out")
+        elif meta.get("hops"):
             parsed.static[path] = _hops(path, value, {**classes, "link": meta["hops"]})
         elif "parse" in meta:
             parsed.static[path] = meta["parse"](path, value, classes)
@@ -488,6 +491,8 @@ def parse_grid(cfg: DictConfig) -> Grid:
     axes = {a.name for a in numeric_axes}
     fixed = {path: float(values[0]) for path, values in numeric.items() if path not in axes}
     check_relations(classes, numeric, static)
+    for group, cls in classes.items():
+        static |= {f"{group}.{f.name}": f.metadata["derive"](static, numeric) for f in dataclasses.fields(cls) if "derive" in f.metadata}
     return Grid(fixed, static, tuple(numeric_axes), tuple(categorical_axes))
 
 

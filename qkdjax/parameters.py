@@ -112,6 +112,12 @@ def structure(long_name: str, parse: Callable[[str, Any, Mapping[str, type]], An
     return dataclasses.field(default=default, metadata={"static": True, "long_name": long_name, "parse": parse})
 
 
+def derived(long_name: str, derive: Callable[[Mapping[str, Any], Mapping[str, Any]], Any]) -> Any:
+    """A static field the grid sets, not the user: ``derive(static, numeric)`` of the parsed grid (e.g. how many node
+    slots a corridor's largest ``trusted_nodes`` needs), so the shapes it fixes follow the sweep."""
+    return dataclasses.field(default=None, metadata={"static": True, "long_name": long_name, "derive": derive})
+
+
 def table(long_name: str, columns: tuple[Column, ...]) -> Any:
     """A measured table (rows of ``columns``, the first strictly increasing): given inline as a list of rows or as
     the path of a CSV file, null where unused. Static (it shapes the program): a tuple of column tuples."""

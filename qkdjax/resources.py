@@ -80,7 +80,7 @@ def check_resources(grid: Grid, settings: Settings, make_study: Callable, path: 
         fix = (
             f"lower sweep.chunk_size (now {settings.chunk_size})"
             if chunk_of > LANES
-            else f"even a chunk of {LANES} points is too large: lower montecarlo.trials, optimize.starts or optimize.steps"
+            else f"even a chunk of {LANES} points is too large: lower montecarlo.trials, optimize.starts, optimize.steps or the sizes the study simulates (link.trusted_nodes, link.paths, the network's links)"
         )
         raise ConfigError(
             f"a chunk of {chunk_of} points needs about {_gib(chunk_bytes)} of memory, more than the {_gib(memory)} available: {fix}"

@@ -121,7 +121,8 @@ def test_tokyo_and_corridor_commands_write_cubes(tmp_path):
         (("link.hops=[{distance_km: -10, attenuation_db_per_km: 0.2}]",), "link.hops[0].distance_km = -10 is outside"),
         (("link.hop_mtbf_h=-5",), "link.hop_mtbf_h = -5 is outside the allowed range (0, inf]"),
         (("link.demand_bps=-1",), "link.demand_bps = -1 is outside the allowed range [0, inf)"),
-        (("link.paths=4",), "link.paths = 4 is outside the allowed range integer in [1, 3]"),
+        (("link.paths=1.5",), "link.paths = 1.5 is outside the allowed range integer in [1, inf)"),
+        (("+link.path_slots=4",), "link.path_slots is set from the grid"),
         (("supply.time_step_s=0",), "supply.time_step_s = 0 must be a positive number"),
     ],
 )

@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 from qkdjax import optimize
-from qkdjax.links.chain import MAX_TRUSTED_NODES
 from qkdjax.study import make_study
 
 POINTS = 256  # random points per model (a satellite pass: PASS_POINTS)
@@ -271,10 +270,13 @@ def working_corridor(rng, n):
     return {"link.total_length_km": rng.uniform(0.0, 400.0, n), "link.attenuation_db_per_km": rng.uniform(0.15, 0.35, n)}
 
 
+CORRIDOR_NODE_SLOTS = 8  # the static choice below: corridors of up to this many trusted nodes
+
+
 def corridor(rng, n):
     return {
         "link.total_length_km": rng.uniform(0.0, 1000.0, n),
-        "link.trusted_nodes": rng.integers(0, MAX_TRUSTED_NODES + 1, n).astype(float),
+        "link.trusted_nodes": rng.integers(0, CORRIDOR_NODE_SLOTS + 1, n).astype(float),
         "link.attenuation_db_per_km": rng.uniform(0.0, 1.0, n),
         "link.extra_loss_db": with_zeros(rng, rng.uniform(0.0, 30.0, n)),
         **{f"link.{name}": np.ones(n) for name in ("paths", "hop_mtbf_h", "hop_mttr_h", "node_mtbf_h", "node_mttr_h")},
@@ -283,6 +285,7 @@ def corridor(rng, n):
 
 
 ASYMPTOTIC = (("protocol.block_size", None), ("protocol.eps_sec_per_key_bit", None))
+CORRIDOR_SLOTS = (("link.type", "corridor"), ("link.node_slots", CORRIDOR_NODE_SLOTS), ("link.path_slots", 1))
 FINITE = (("protocol.eps_sec_per_key_bit", None),)
 FIBRE, SATELLITE, CORRIDOR = (fibre, working_fibre), (satellite, working_satellite), (corridor, working_corridor)
 LIT_FIBRE = (lit_fibre, working_lit_fibre)
@@ -313,9 +316,9 @@ MODELS = {
     "satellite pass": (
         (("link.type", "satellite_downlink"), ("link.elevation_deg", None), ("protocol.decoy", "vacuum_weak"), *ASYMPTOTIC),
         SATELLITE, "link.intrinsic_loss_db", PASS_POINTS),
-    "trusted-node corridor": ((("link.type", "corridor"), ("protocol.decoy", "infinite"), *ASYMPTOTIC), CORRIDOR, "link.extra_loss_db", POINTS),
+    "trusted-node corridor": ((*CORRIDOR_SLOTS, ("protocol.decoy", "infinite"), *ASYMPTOTIC), CORRIDOR, "link.extra_loss_db", POINTS),
     "SNS twin-field corridor (a relay in every hop)": (
-        (("link.type", "corridor"), ("protocol.type", "tf_sns"), ("protocol.decoy", "vacuum_weak")), CORRIDOR, "link.extra_loss_db", POINTS),
+        (*CORRIDOR_SLOTS, ("protocol.type", "tf_sns"), ("protocol.decoy", "vacuum_weak")), CORRIDOR, "link.extra_loss_db", POINTS),
     **{
         f"MDI over midpoint fibre, decoy {decoy}, misalignment {model}": (
             (("link.type", "midpoint_fibre"), ("protocol.type", "mdi_decoy"), ("protocol.decoy", decoy),

@@ -9,15 +9,13 @@ middle. So a twin-field corridor with no trusted node is one span through one un
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
 from qkdjax.links.fibre import FibreLink, MidpointFibre
-from qkdjax.parameters import MTBF, NON_NEGATIVE, POSITIVE, Link, Range, number
-
-MAX_TRUSTED_NODES = 8  # corridors are simulated with this many node slots, the unused ones masked out
-MAX_PATHS = 3  # disjoint parallel paths between the two user sites
+from qkdjax.parameters import MTBF, NON_NEGATIVE, POSITIVE, Link, Range, derived, number
 
 
 def hop_span(distance_km, attenuation_db_per_km, extra_loss_db, arms: int) -> FibreLink | MidpointFibre:
@@ -34,6 +32,11 @@ def hop_span(distance_km, attenuation_db_per_km, extra_loss_db, arms: int) -> Fi
     )
 
 
+def most(numeric, path: str) -> int:
+    """The largest value of a count the grid sweeps: the slots its simulation needs."""
+    return int(numeric[path].max())
+
+
 def hops_field(long_name: str) -> Any:
     """A list of hops, each a fibre link with optional detector/protocol overrides: static (it shapes the study)."""
     return dataclasses.field(metadata={"static": True, "long_name": long_name, "hops": FibreLink})
@@ -45,7 +48,10 @@ class KeySupply(Link):
 
     arms: ClassVar[int | None] = None  # any: each hop is a link of the protocol's arms (``hop_span``)
 
-    paths: Any = number("1", "disjoint parallel paths between the user sites", Range(1.0, MAX_PATHS, integer=True), role="option")
+    paths: Any = number("1", "disjoint parallel paths between the user sites", Range(1.0, math.inf, integer=True), role="option")
+    path_slots: Any = derived(
+        "paths simulated (the grid's most link.paths; fewer are masked out)", lambda static, numeric: most(numeric, "link.paths")
+    )
     hop_mtbf_h: Any = number("h", "mean time between failures of a hop", MTBF)
     hop_mttr_h: Any = number("h", "mean time to repair a hop", POSITIVE)
     node_mtbf_h: Any = number("h", "mean time between failures of a trusted node", MTBF)
@@ -84,14 +90,18 @@ class Corridor(KeySupply):
 
     types = ("corridor",)
     total_length_km: Any = number("km", "corridor length", NON_NEGATIVE, role="distance")
-    trusted_nodes: Any = number("1", "trusted nodes along the corridor", Range(0.0, MAX_TRUSTED_NODES, integer=True), role="option")
+    trusted_nodes: Any = number("1", "trusted nodes along the corridor", Range(0.0, math.inf, integer=True), role="option")
+    node_slots: Any = derived(
+        "trusted-node slots simulated (the grid's most link.trusted_nodes; fewer are masked out)",
+        lambda static, numeric: most(numeric, "link.trusted_nodes"),
+    )
     attenuation_db_per_km: Any = number("dB/km", "fibre attenuation", NON_NEGATIVE)
     extra_loss_db: Any = number("dB", "extra lumped loss per hop", NON_NEGATIVE)
 
     def hop_slots(self, hop_key_rate, arms: int):
-        """The equal hops' ``hop_key_rate`` in every node slot [MAX_TRUSTED_NODES + 1] (``arms``: the protocol's),
+        """The equal hops' ``hop_key_rate`` in every hop slot [``node_slots`` + 1] (``arms``: the protocol's),
         and which slots hold a hop."""
         hops = self.trusted_nodes + 1.0
         one = hop_key_rate(hop_span(self.total_length_km / hops, self.attenuation_db_per_km, self.extra_loss_db, arms), ())
-        slots = MAX_TRUSTED_NODES + 1
+        slots = self.node_slots + 1
         return {k: jnp.full(slots, v) for k, v in one.items()}, jnp.arange(slots) < hops

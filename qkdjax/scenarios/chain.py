@@ -9,7 +9,6 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 
 from qkdjax import optimize
-from qkdjax.links.chain import MAX_PATHS, MAX_TRUSTED_NODES
 from qkdjax.montecarlo.estimates import probability_outputs, stderr_output
 from qkdjax.network import availability
 from qkdjax.parameters import replace_values
@@ -79,11 +78,11 @@ def supply_metrics(p, key, trials: int, horizon_h: float, steps: int, hops) -> d
     """
     link = p.link
     rates, mask = hops
-    path_mask = (jnp.arange(MAX_PATHS) < link.paths)[:, None] & mask[None, :]
+    path_mask = (jnp.arange(link.path_slots) < link.paths)[:, None] & mask[None, :]
     shape = path_mask.shape
 
     def reliability(mtbf_h, mttr_h, columns):
-        full = lambda v: jnp.full((MAX_PATHS, columns), v)
+        full = lambda v: jnp.full((link.path_slots, columns), v)
         return availability.Reliability(full(mtbf_h), full(mttr_h), full(link.failure_shape), full(link.repair_log_sigma))
 
     summary = availability.simulate_trials(
@@ -112,7 +111,9 @@ class ChainStudy(Study):
 
     @property
     def evaluations_per_point(self) -> int:
-        return max(self.trials, 1) * MAX_PATHS * (MAX_TRUSTED_NODES + 1)  # per time step: the scan's state
+        static = self.static
+        hops = len(static["link.hops"]) if "link.hops" in static else static["link.node_slots"] + 1
+        return max(self.trials, 1) * static["link.path_slots"] * hops  # per time step: the scan's state
 
     def __call__(self, values, key):
         p = self.params(values)
