@@ -1,6 +1,7 @@
 """Figures of result cubes (matplotlib, no pyplot state): key rate vs distance with the PLOB bound, heatmaps with a
 target contour, Monte Carlo quantile bands, satellite pass curves, availability vs demand, QKD networks (sites, links
-coloured by key rate, bottlenecks and the links that fail most).
+coloured by key rate, bottlenecks and the links that fail most; or the links and sites one design of a network
+design study builds).
 
 Each function takes a cube, draws on ``ax`` (or a new figure) and returns the ``Figure``. Axis labels come from
 the variables' and coordinates' ``long_name`` and ``units`` attrs. Dims a figure does not show are fixed at their
@@ -228,6 +229,8 @@ NETWORK_DIMS = ("network_link", "site", "demand")
 SITE_STYLES = {"user": ("o", "C0", "user"), "trusted": ("s", "C1", "trusted node"), "ground_station": ("^", "C2", "ground station")}
 BOTTLENECK_COLOUR = "tab:red"
 NETWORK_COLOURS = ("link_key_rate", "min_cut_link")
+FAINT = "0.8"  # links and sites a figure leaves out (e.g. those a design does not build)
+DESIGN_DIM = "network_design"  # the designs of a network design study (``design_*`` variables along it)
 
 
 def is_network(cube: xr.Dataset) -> bool:
@@ -349,13 +352,44 @@ def _short_list(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}"
 
 
-def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) -> Figure:
+def selection(names: np.ndarray, chosen, dim: str) -> np.ndarray:
+    """Boolean mask over ``names`` (the values of ``dim``) of ``chosen``: None (all), names, a mask (bools or 0/1,
+    one per name) or a DataArray along ``dim`` (aligned by its coordinate, missing values: not chosen)."""
+    if chosen is None:
+        return np.ones(len(names), dtype=bool)
+    if isinstance(chosen, xr.DataArray):
+        if chosen.dims != (dim,):
+            raise ValueError(f"a selection of {dim} as a DataArray needs the dims ({dim},), not {chosen.dims}")
+        chosen = chosen.reindex({dim: names}, fill_value=0) if dim in chosen.coords else chosen
+    values = np.asarray(chosen)
+    if values.size == 0:
+        return np.zeros(len(names), dtype=bool)
+    if values.dtype.kind in "biuf":
+        if values.shape != (len(names),):
+            raise ValueError(f"a mask of {dim} needs {len(names)} values, one per {dim}, not the shape {values.shape}")
+        return np.nan_to_num(values.astype(float)) > 0.5
+    known = [str(n) for n in names]
+    missing = [str(v) for v in values.ravel() if str(v) not in known]
+    if missing:
+        raise ValueError(f"{', '.join(missing)}: not a {dim} of the cube ({', '.join(known)})")
+    return np.isin(known, [str(v) for v in values.ravel()])
+
+
+def network_figure(
+    cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None, *, links=None, sites=None, title: str | None = None
+) -> Figure:
     """The network at the cube's first grid point: sites as markers by kind (users, trusted nodes, ground
     stations), links as lines coloured by ``colour_by``: ``"link_key_rate"`` (log10 of the link's key rate,
     colour bar; no key: grey) or ``"min_cut_link"`` (how many demands have the link in their minimum cut). The
     bottleneck links (in a demand's minimum cut, ``min_cut_link``) get a red halo and the demands' names; with
     ``link_availability`` the links that fail most (``failing_links``) are dashed and labelled with their
-    unavailability. Labels are left off links shorter than a fifth of the map. Sites sit at ``site_x_km``/``site_y_km``, else on a spring layout."""
+    unavailability. Labels are left off links shorter than a fifth of the map. Sites sit at ``site_x_km``/``site_y_km``, else on a spring layout.
+
+    ``links``/``sites`` select what is drawn (``selection``: names, a mask, or a 0/1 DataArray such as one design's
+    ``design_built``/``design_opened``; None: all): the others are drawn faint grey, unlabelled, where they would
+    be, and the colour scale stays that of every link, so figures of different selections compare. The failing
+    links are the worst of those selected; with some links left out the minimum cuts (of every link) are not
+    shown. ``title`` replaces the first line of the title (what the links are coloured by)."""
     if colour_by not in NETWORK_COLOURS:
         raise ValueError(f"colour_by = {colour_by!r}: give one of {', '.join(NETWORK_COLOURS)}")
     if not is_network(cube):
@@ -363,6 +397,10 @@ def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) 
     rate_name = link_rate_variable(cube)
     if colour_by == "min_cut_link" and "min_cut_link" not in cube:
         raise ValueError("colour_by = 'min_cut_link' needs the cube's min_cut_link variable")
+    shown, opened = selection(cube.network_link.values, links, "network_link"), selection(cube.site.values, sites, "site")
+    subset = not shown.all()
+    if colour_by == "min_cut_link" and subset:
+        raise ValueError("colour_by = 'min_cut_link' shows the minimum cuts with every link: give no selection of links")
     point, fixed = network_point(cube)
     ax = Figure(figsize=(6.4, 5.6), layout="constrained").subplots() if ax is None else ax
     figure = ax.figure
@@ -373,7 +411,10 @@ def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) 
     segments = spread_parallel(xy, ends, spans, gap=0.02 * extent)
     handles = []
 
-    cut = point["min_cut_link"].transpose("network_link", "demand").values > 0.5 if "min_cut_link" in point else None
+    if subset:  # the links left out: faint, below the rest
+        ax.add_collection(LineCollection(segments[~shown], colors=FAINT, linewidths=1.0, zorder=0.5))
+        handles.append(Line2D([], [], color=FAINT, lw=1.0, label="other candidate links"))
+    cut = None if subset or "min_cut_link" not in point else point["min_cut_link"].transpose("network_link", "demand").values > 0.5
     notes: list[list[str]] = [[] for _ in ends]
     if cut is not None and cut.any():
         halo = LineCollection(segments[cut.any(axis=1)], colors=BOTTLENECK_COLOUR, linewidths=9, alpha=0.3, zorder=1)
@@ -387,7 +428,7 @@ def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) 
     styles = ["-"] * len(ends)
     if "link_availability" in point:
         down = 1.0 - point["link_availability"].transpose("network_link").values.astype(float)
-        failing = failing_links(down)
+        failing = np.flatnonzero(shown)[failing_links(down[shown])] if shown.any() else np.array([], dtype=int)
         for i in failing:
             styles[i] = "--"
             notes[i].append(f"down {down[i]:.2%}")
@@ -399,11 +440,11 @@ def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) 
     if colour_by == "link_key_rate":
         rate = point[rate_name].transpose("network_link").values.astype(float)
         values = np.log10(_positive(rate))
-        finite = values[np.isfinite(values)]
+        finite = values[np.isfinite(values)]  # the scale of every link, selected or not
         low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
         norm = Normalize(low - 0.5, high + 0.5) if low == high else Normalize(low, high)
         cmap, label = colormaps["viridis"].with_extremes(bad="lightgrey"), f"log10 {axis_label(cube[rate_name])}"
-        if not np.isfinite(values).all():
+        if not np.isfinite(values[shown]).all():
             handles.append(Line2D([], [], color="lightgrey", lw=2.5, label="no key"))
     else:
         values = cut.sum(axis=1).astype(float)
@@ -411,7 +452,8 @@ def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) 
         norm = BoundaryNorm(np.arange(-0.5, count + 1), count + 1)
         cmap = ListedColormap(["0.7", *colormaps["Reds"](np.linspace(0.45, 1.0, count))])  # grey: in no minimum cut
         label = "demands with the link in their minimum cut"
-    lines = LineCollection(segments, array=values, cmap=cmap, norm=norm, linewidths=2.5, linestyles=styles, zorder=2)
+    chosen = [styles[i] for i in np.flatnonzero(shown)]
+    lines = LineCollection(segments[shown], array=values[shown], cmap=cmap, norm=norm, linewidths=2.5, linestyles=chosen or "-", zorder=2)
     ax.add_collection(lines)
     bar = figure.colorbar(lines, ax=ax, label=textwrap.fill(label, 40))
     if colour_by == "min_cut_link":
@@ -426,10 +468,17 @@ def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) 
     kinds = cube.site_kind.values.astype(str)
     for kind in dict.fromkeys(kinds):
         marker, colour, label = SITE_STYLES.get(kind, ("D", "0.5", kind))
-        mine = kinds == kind
-        handles.append(ax.scatter(*xy[mine].T, marker=marker, s=70, c=colour, edgecolors="k", zorder=3, label=sites_text(kind, mine.sum())))
-    for name, (x, y) in zip(cube.site.values, xy):
-        ax.annotate(str(name), (x, y), xytext=(5, -9), textcoords="offset points", fontsize=7, zorder=5)
+        mine, left_out = (kinds == kind) & opened, (kinds == kind) & ~opened
+        if mine.any():
+            handles.append(
+                ax.scatter(*xy[mine].T, marker=marker, s=70, c=colour, edgecolors="k", zorder=3, label=sites_text(kind, mine.sum()))
+            )
+        if left_out.any():
+            ax.scatter(*xy[left_out].T, marker=marker, s=50, c="none", edgecolors=FAINT, zorder=2.5)
+    if not opened.all():
+        handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec=FAINT, label="other candidate sites"))
+    for name, (x, y), here in zip(cube.site.values, xy, opened):
+        ax.annotate(str(name), (x, y), xytext=(5, -9), textcoords="offset points", fontsize=7, zorder=5, color="k" if here else FAINT)
 
     ax.autoscale_view()
     ax.margins(0.12)
@@ -443,6 +492,67 @@ def network_figure(cube: xr.Dataset, colour_by: str = "link_key_rate", ax=None) 
         ax.set_yticks([])
     what = "log10 link key rate" if colour_by == "link_key_rate" else "the demands each link bottlenecks"
     layout = "" if in_km else "\nsites on a spring layout (no site coordinates)"
-    ax.set_title(textwrap.fill(f"QKD network, links coloured by {what}", 70) + layout + (f"\n{fixed}" if fixed else ""), fontsize=9)
+    headline = "\n".join(textwrap.fill(line, 70) for line in (title or f"QKD network, links coloured by {what}").splitlines())
+    ax.set_title(headline + layout + (f"\n{fixed}" if fixed else ""), fontsize=9)
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1 if in_km else -0.02), ncol=3)
     return figure
+
+
+# --- Designs of a network design study: ``design_built`` [network_design, network_link], ``design_opened``
+# [network_design, site], ``design_cost_per_year``, ``design_demand_met_probability`` (``_ci_low``/``_ci_high``) ...
+def design_names(cube: xr.Dataset) -> list[str]:
+    """The designs whose links the network cube records (``design_built`` along ``network_design``), in coordinate
+    order; none for other cubes."""
+    if not is_network(cube) or "design_built" not in cube or not {DESIGN_DIM, "network_link"} <= set(cube.design_built.dims):
+        return []
+    return [str(d) for d in cube[DESIGN_DIM].values]
+
+
+def design_point(cube: xr.Dataset, design: str) -> tuple[xr.Dataset, str]:
+    """The ``design_*`` variables of one design at the cube's first grid point (``first_point``), and a text naming
+    that point."""
+    names = design_names(cube)
+    if str(design) not in names:
+        raise ValueError(f"design {design!r}: not one of the cube's {DESIGN_DIM} ({', '.join(names) or 'none'})")
+    variables = [v for v in cube.data_vars if str(v).startswith("design_") and DESIGN_DIM in cube[v].dims]
+    return first_point(cube[variables].isel({DESIGN_DIM: names.index(str(design))}), NETWORK_DIMS)
+
+
+def design_title(cube: xr.Dataset, design: str) -> str:
+    """``design cheapest: 1,607,049 EUR/year``, ``worst demand A-B: P(met) 0.97 [0.955, 0.98]`` (95 % interval; without
+    the probability: the lowest key rate) and how many candidate links and sites the design has, one per line."""
+    point, _ = design_point(cube, design)
+    first = f"design {design}"
+    if "design_cost_per_year" in point:
+        attrs = point.design_cost_per_year.attrs
+        units = " ".join(p for p in (str(attrs.get("currency", "")), units_of(attrs, "")) if p and p != "1")
+        first += f": annual cost {float(point.design_cost_per_year):,.0f}" + (f" {units}" if units else "")
+    lines = [first]
+    worst = next((v for v in ("design_demand_met_probability", "design_key_rate") if v in point and "demand" in point[v].dims), None)
+    if worst is not None and bool(point[worst].notnull().any()):
+        values = point[worst].transpose("demand").values.astype(float)
+        i = int(np.nanargmin(values))
+        demand = point.demand.values[i]
+        if worst == "design_key_rate":
+            lines.append(f"worst demand {demand}: key rate {values[i]:.3g} {units_of(point[worst].attrs, '')}".rstrip())
+        else:
+            ends = [float(point[f"{worst}_{e}"].transpose("demand").values[i]) for e in ("ci_low", "ci_high") if f"{worst}_{e}" in point]
+            interval = f" [{ends[0]:.4g}, {ends[1]:.4g}]" if len(ends) == 2 else ""
+            lines.append(f"worst demand {demand}: P(met) {values[i]:.4g}{interval}")
+    built = selection(cube.network_link.values, point.design_built, "network_link")
+    count = f"{built.sum()} of {built.size} candidate links"
+    if "design_opened" in point:
+        opened = selection(cube.site.values, point.design_opened, "site")
+        count += f", {opened.sum()} of {opened.size} sites"
+    return "\n".join([*lines, count])
+
+
+def design_figure(cube: xr.Dataset, design: str, ax=None) -> Figure:
+    """The network figure (``network_figure``) of one design of a network design study: only the links it builds
+    (``design_built``) and the sites it has (``design_opened``; without it every site), the others faint grey, links
+    coloured by their key rate, titled with the design's name, annual cost and worst demand (``design_title``)."""
+    point, fixed = design_point(cube, design)
+    title = design_title(cube, design)
+    if fixed and fixed != network_point(cube)[1]:  # the design varies along a grid dim the links do not
+        title += f"\ndesign at {fixed}"
+    return network_figure(cube, ax=ax, links=point.design_built, sites=point.get("design_opened"), title=title)

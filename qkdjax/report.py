@@ -552,16 +552,33 @@ Figures = list[tuple[str, Callable[[], object], str]]
 
 
 def network_figures(cube: xr.Dataset) -> Figures:
-    """The network figure, at the first grid point, for network cubes."""
+    """The network figure, at the first grid point, for network cubes; then, for a network design study, one per
+    design (``network_design`` order: the cheapest, the runner-up, ...) with only the links and sites it builds."""
     if not plots.is_network(cube):
         return []
     _, fixed = plots.network_point(cube)
+    at = f" at the first grid point ({fixed})" if fixed else ""
     caption = (
-        f"Sites and links{f' at the first grid point ({fixed})' if fixed else ''}: sites by kind, links coloured by log10 key rate"
+        f"Sites and links{at}: sites by kind, links coloured by log10 key rate"
         + ("; red halo: links in a demand's minimum cut (its bottleneck)" if "min_cut_link" in cube else "")
         + ("; dashed: the links that fail most" if "link_availability" in cube else "")
     )
-    return [("sites_and_links.png", lambda: plots.network_figure(cube), caption)]
+    figures: Figures = [("sites_and_links.png", lambda: plots.network_figure(cube), caption)]
+    names: set[str] = set()
+    for design in plots.design_names(cube):
+        point, _ = plots.design_point(cube, design)
+        built = int((point.design_built > 0.5).sum())
+        sites = f", the {int((point.design_opened > 0.5).sum())} sites it has" if "design_opened" in point else ""
+        caption = (
+            f"Design {design}{at}: the {built} links it builds (of {cube.sizes['network_link']} candidates){sites}, "
+            "coloured by log10 key rate; faint grey: the candidates it leaves out"
+            + ("; dashed: the links of the design that fail most" if "link_availability" in cube else "")
+        )
+        name = "design_" + (re.sub(r"[^\w-]+", "_", design).strip("_") or "unnamed")
+        name = name if name not in names else f"{name}_{len(names)}"
+        names.add(name)
+        figures.append((f"{name}.png", lambda d=design: plots.design_figure(cube, d), caption))
+    return figures
 
 
 def choose_figures(cube: xr.Dataset, target: float, probability: float) -> Figures:

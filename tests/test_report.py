@@ -416,6 +416,59 @@ def test_network_design_cubes_get_a_kpi_table_per_design(tmp_path):
     assert "| runner_up | 1e+04 | Alice-Carol | 8500 | 5000 | 1.7 | 1.5e+06 |" in table
 
 
+DESIGN_LINKS = {"cheapest": ("Alice-T1", "T1-Bob", "Alice-T2", "T2-Carol"), "runner_up": ("Alice-T2", "T2-Bob", "T2-Carol", "T1-OGS", "OGS-Carol")}  # fmt: skip
+DESIGN_SITES = {"cheapest": ("Alice", "Bob", "Carol", "T1", "T2"), "runner_up": ("Alice", "Bob", "Carol", "T2", "OGS")}
+
+
+def design_study_cube() -> xr.Dataset:
+    """The network cube (with the satellite) as a network design study writes it: ``design_*`` variables along
+    ``network_design``, the cheapest design first."""
+    cube = network_cube().isel(design=1, drop=True)
+    along = ("network_design", "demand")
+    met = xr.DataArray([[0.99, 0.96], [0.995, 0.99]], dims=along, attrs={"units": "1"})
+    return cube.assign_coords(network_design=list(DESIGN_LINKS)).assign(
+        design_built=xr.DataArray([[float(link in built) for link in LINK_RATES] for built in DESIGN_LINKS.values()], dims=("network_design", "network_link")),
+        design_opened=xr.DataArray([[float(site in sites) for site in SITES] for sites in DESIGN_SITES.values()], dims=("network_design", "site")),
+        design_key_rate=xr.DataArray([[9e3, 8e3], [9.5e3, 8.5e3]], dims=along, attrs={"units": "bit/s"}),
+        design_demand_met_probability=met,
+        design_demand_met_probability_ci_low=met - 0.01,
+        design_demand_met_probability_ci_high=(met + 0.01).clip(max=1.0),
+        design_cost_per_year=xr.DataArray([1.2e6, 1.5e6], dims="network_design", attrs={"non_udunits_units": "EUR/year"}),
+    )  # fmt: skip
+
+
+def test_a_network_design_study_gets_a_figure_per_design_drawing_only_what_it_builds(tmp_path):
+    cube = design_study_cube()
+    for (design, built), sites, failing in zip(DESIGN_LINKS.items(), DESIGN_SITES.values(), ("down 4.00%", "down 6.00%")):
+        ax = plots.design_figure(cube, design).axes[0]
+        faint, lines = line_collections(ax)  # no halo: the minimum cuts are those of every candidate link
+        assert len(lines.get_segments()) == len(built) and len(faint.get_segments()) == len(LINK_RATES) - len(built)
+        np.testing.assert_allclose(lines.get_array(), np.log10([rate for link, rate in LINK_RATES.items() if link in built]))
+        xy = {name: np.array(SITES[name][1:], dtype=float) for name in SITES}
+        middles = {link: tuple((xy[link.split("-")[0]] + xy[link.split("-")[1]]) / 2) for link in LINK_RATES}
+        labels = [t for t in ax.texts if t.get_text() not in SITES]  # the link labels: the failing link among those built
+        assert [t.get_text() for t in labels] == [failing] and {tuple(t.xy) for t in labels} <= {middles[link] for link in built}
+        assert [t.get_text() for t in ax.texts if t.get_text() in SITES and t.get_color() == "k"] == list(sites)
+        legend = {t.get_text() for t in ax.get_legend().get_texts()}
+        assert {"other candidate links", "other candidate sites", "3 users"} <= legend
+        assert ("1 ground station" in legend) == ("OGS" in sites) and "bottleneck: in a demand's minimum cut" not in legend
+    assert ax.get_title() == "design runner_up: annual cost 1,500,000 EUR/year\nworst demand Alice-Carol: P(met) 0.99 [0.98, 1]\n5 of 7 candidate links, 5 of 6 sites"  # fmt: skip
+    assert plots.design_figure(cube, "cheapest").axes[0].get_title().splitlines()[:2] == [
+        "design cheapest: annual cost 1,200,000 EUR/year",
+        "worst demand Alice-Carol: P(met) 0.96 [0.95, 0.97]",
+    ]
+    with pytest.raises(ValueError, match="design 'x': not one of the cube's network_design"):
+        plots.design_figure(cube, "x")
+    with pytest.raises(ValueError, match="nowhere: not a network_link"):
+        plots.network_figure(cube, links=["nowhere"])
+
+    text = write_report(cube, tmp_path).read_text()
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["design_cheapest.png", "design_runner_up.png", "sites_and_links.png"]
+    captions = [line for line in text.splitlines() if line.startswith("![")]
+    assert [c.split("(")[-1] for c in captions] == ["sites_and_links.png)", "design_cheapest.png)", "design_runner_up.png)"]
+    assert "*Design cheapest: the 4 links it builds (of 7 candidates), the 5 sites it has, coloured by log10 key rate; faint grey" in text
+
+
 def test_columns_table_keeps_every_row_of_the_last_dim_and_thins_the_others():
     grid = xr.DataArray(np.arange(30.0), dims="x", coords={"x": np.arange(30.0)})
     demand = xr.DataArray([1.0, 2.0, 3.0], dims="demand", coords={"demand": ["a", "b", "c"]})
