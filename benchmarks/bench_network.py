@@ -19,6 +19,7 @@ import numpy as np
 from timing import device_line, timed
 
 import qkdjax  # noqa: F401  (float64)
+from qkdjax.config import ConfigError
 from qkdjax.network.availability import Reliability
 from qkdjax.network.graph import build_graph, minimal_cuts
 from qkdjax.network.relay import Cuts, sample_trials
@@ -74,7 +75,11 @@ def main() -> None:
             if family is ladder and n < 4:
                 continue
             sites, edges = family(n)
-            run, n_cuts, n_links = program(sites, edges, args.trials, args.steps)
+            try:
+                run, n_cuts, n_links = program(sites, edges, args.trials, args.steps)
+            except ConfigError as error:  # a mesh past the cut enumeration's limits
+                print(f"{family.__name__:>7} {len(sites):>5} {len(edges):>5}  {error}")
+                continue
             key = jax.random.key(0)
             _, compile_s = timed(lambda run=run, key=key: run(key))
             availability, run_s = timed(lambda run=run, key=key: run(key), repeat=2)

@@ -11,9 +11,10 @@ Inside a jitted Monte Carlo the edge rates change every step (links fail and are
 as ``min_c sum_e M[c, e] r_e`` over the **minimal** s-t cuts ``c``, enumerated once per graph on the host:
 ``S`` containing the source and not the sink with both ``S`` and its complement connected. With non-negative
 rates every minimum cut contains a minimal one, so the minimum over minimal cuts is the max-flow. A chain of ``n``
-sites has ``n - 1`` of them; meshes have more (each connected source side is visited once: a 5 x 5 grid has 8742
-minimal corner-to-corner cuts, found in 5 s on a 2-core CPU), so the enumeration stops with one line past
-``MAX_CUTS`` cuts or ``MAX_SOURCE_SIDES`` visited sides.
+sites has ``n - 1`` of them; meshes have more. The enumeration is a reverse search with polynomial delay (each
+step yields a cut: a side is grown by one site and closed over what the sink can no longer reach, in the manner of
+J. S. Provan, D. R. Shier, Algorithmica 15, 351 (1996)): a 5 x 5 grid's 8742 minimal corner-to-corner cuts take
+0.4 s on a 2-core CPU; past ``MAX_CUTS`` cuts it stops with one line.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from qkdjax.config import ConfigError
 
 SITE_KINDS = ("user", "trusted", "ground_station")  # the sites that hold key; untrusted relays sit inside edges
 MAX_CUTS = 100_000  # minimal cuts of one demand (the static matrix is [cuts, edges])
-MAX_SOURCE_SIDES = 1_000_000  # connected source sides visited (about a minute of host time)
 
 
 class Graph(NamedTuple):
@@ -84,26 +84,29 @@ def minimal_cuts(graph: Graph, source: int, sink: int) -> np.ndarray:
     everyone = _reached(source, adjacent)  # sites apart from the source's component cross no cut
     if sink not in everyone:
         raise ConfigError(f"sites {graph.sites[source]!r} and {graph.sites[sink]!r} are not connected by any link path")
+
+    def closed(side: frozenset[int]) -> frozenset[int]:
+        """``side`` with every site the sink cannot reach without crossing it: the side of a minimal cut."""
+        return everyone - _reached(sink, adjacent, everyone - side)
+
+    # Reverse search over the sides of minimal cuts (both sides connected): grow a side by one frontier site and
+    # close it, excluding from later branches the frontier sites an earlier branch took; a closed side holding an
+    # excluded site lies in that earlier branch, so every side is reached once and every step yields a cut.
     sides: list[frozenset[int]] = []
-    visited = 0
-    # Each connected set containing the source is reached once: grow it by one frontier site at a time, excluding
-    # from later branches the frontier sites an earlier branch took (the classic enumeration of connected sets).
-    stack: list[tuple[frozenset[int], frozenset[int]]] = [(frozenset({source}), frozenset({sink}))]
+    stack: list[tuple[frozenset[int], frozenset[int]]] = [(closed(frozenset({source})), frozenset())]
     while stack:
         side, excluded = stack.pop()
-        visited += 1
-        rest = everyone - side  # holds the sink: it is excluded from every branch
-        if _reached(sink, adjacent, rest) == rest:
-            sides.append(side)
-            if len(sides) > MAX_CUTS:
-                raise ConfigError(
-                    f"the network has more than {MAX_CUTS} minimal cuts between {graph.sites[source]!r} and {graph.sites[sink]!r}"
-                )
-        frontier = sorted(set().union(*(adjacent[v] for v in side)) - side - excluded)
+        sides.append(side)
+        if len(sides) > MAX_CUTS:
+            raise ConfigError(
+                f"the network has more than {MAX_CUTS} minimal cuts between {graph.sites[source]!r} and {graph.sites[sink]!r}"
+            )
+        frontier = sorted(set().union(*(adjacent[v] for v in side)) - side - excluded - {sink})
         for k, site in enumerate(frontier):
-            stack.append((side | {site}, excluded | set(frontier[:k])))
-        if visited > MAX_SOURCE_SIDES:
-            raise ConfigError(f"the network is too meshed to enumerate its cuts between {graph.sites[source]!r} and {graph.sites[sink]!r}")
+            taken = excluded | set(frontier[:k])
+            grown = closed(side | {site})
+            if not grown & taken:
+                stack.append((grown, taken))
     ends = np.asarray(graph.edges, dtype=int).reshape(-1, 2)
     matrix = np.array([[(i in side) != (j in side) for i, j in ends] for side in sides], dtype=bool).reshape(len(sides), len(ends))
     return matrix[np.lexsort(matrix.T[::-1])]
