@@ -18,6 +18,7 @@ LONG_NAME = "n" * 300
 HOP = "{distance_km: 10, attenuation_db_per_km: 0.2}"
 TRUSTED = ("sweep=tokyo_2010",)
 CORRIDOR = ("sweep=corridor",)
+NETWORK = ("sweep=tokyo_network",)
 DOWNLINK = ("sweep=satquma_downlink", "link.elevation_deg=45")
 FINITE = ("protocol.block_size=1e6",)
 OPTIMISED = ("optimize.enabled=true",)
@@ -80,7 +81,7 @@ CASES = [
     (*TRUSTED, "link.hops=[5]"),
     (*TRUSTED, f"link.hops=[{HOP}, {{distance_km: -1, attenuation_db_per_km: 0.2}}]"),
     (*TRUSTED, "link.paths=0"),
-    (*TRUSTED, "link.paths=4"),
+    (*TRUSTED, "link.paths=1e12"),  # no cap on paths, but no machine holds a trillion
     (*TRUSTED, "link.paths=1.5"),
     (*TRUSTED, "link.hop_mtbf_h=0"),
     (*TRUSTED, "link.hop_mtbf_h=-inf"),
@@ -94,7 +95,8 @@ CASES = [
     (*TRUSTED, *INVERSE),  # inverse questions: links evaluated at one point only
     (*TRUSTED, "optimize.enabled=true", "optimize.params=[protocol.sending_prob]"),  # not bb84_decoy's
     # link: corridor and key supply
-    (*CORRIDOR, "link.trusted_nodes=9"),
+    (*CORRIDOR, "link.trusted_nodes=1e9"),  # no cap on nodes, but no machine holds a billion slots
+    (*CORRIDOR, "+link.node_slots=4"),  # set from the grid, not by the user
     (*CORRIDOR, "link.trusted_nodes=1.5"),
     (*CORRIDOR, "link.total_length_km=-5"),
     (*CORRIDOR, "link.node_mtbf_h=0"),
@@ -106,6 +108,19 @@ CASES = [
     (*CORRIDOR, "supply.time_step_s=1e9"),
     (*CORRIDOR, "supply.time_step_s=abc"),
     (*CORRIDOR, *INVERSE),
+    # link: network, costs and designs
+    (*NETWORK, "link.demand_bps=-1"),
+    (*NETWORK, "link.store_initial_fill=2"),
+    (*NETWORK, "link.links=[]"),
+    (*NETWORK, "link.links=[{a: Koganei, b: Nowhere, key_rate_bps: 1}]"),
+    (*NETWORK, "link.links=[{a: Koganei, b: Otemachi, distance_km: [1, 2], attenuation_db_per_km: 0.2}]"),
+    (*NETWORK, "link.demands=[{a: Koganei, b: Otemachi}]"),
+    (*NETWORK, "link.sites=[{name: A, kind: relay}, {name: B, kind: user}]"),
+    (*NETWORK, "cost=example", "cost.discount_rate=2"),
+    (*NETWORK, "design.enabled=true"),  # no price set
+    (*NETWORK, "cost=example", "design.enabled=true"),  # a demand axis of 4 values
+    (*NETWORK, "montecarlo.keep_trials=true"),
+    (*NETWORK, *INVERSE),
     # detector
     ("detector.efficiency=0",),
     ("detector.efficiency=1.5",),
