@@ -233,7 +233,7 @@ def _is_axis(value: Any) -> bool:
     return isinstance(value, (list, np.ndarray))
 
 
-def _numeric_values(path: str, value: Any, allowed: Range) -> np.ndarray:
+def numeric_values(path: str, value: Any, allowed: Range) -> np.ndarray:
     if value is None:
         raise ConfigError(f"{path} is not set (allowed range {allowed})")
     if _is_axis(value) and len(value) == 0:
@@ -331,7 +331,7 @@ def _hops(path: str, value: Any, classes: Mapping[str, type]) -> tuple[tuple[tup
                     raise ConfigError(
                         f"{where}.{key} = {number} is a list, but a hop's values are static: give one number (a multirun over link.hops compares chains)"
                     )
-                pairs.append((f"{group}.{key}", float(_numeric_values(f"{where}.{key}", number, fields[key].metadata["range"])[0])))
+                pairs.append((f"{group}.{key}", float(numeric_values(f"{where}.{key}", number, fields[key].metadata["range"])[0])))
         missing = {"distance_km", "attenuation_db_per_km"} - set(sections["link"])
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(sorted(missing))}")
@@ -424,6 +424,14 @@ def _check_exactly_one_set(group: str, cls: type, values: Mapping[str, np.ndarra
             raise ConfigError(f"set exactly one of {' and '.join(paths)} (the other null), but {found}")
 
 
+class Structured(NamedTuple):
+    """What a ``parameters.structure`` field's parser returns where its value holds sweep axes of its own (a
+    network link's swept length): the static value, and the axes."""
+
+    value: Any
+    axes: tuple[Axis, ...]
+
+
 class GroupValues(NamedTuple):
     """A group's values as parsed: static choices, numeric values (one array each), and which of them are axes."""
 
@@ -446,7 +454,11 @@ def parse_group(group: str, cls: type, given: Mapping[str, Any], value_of, class
         elif meta.get("hops"):
             parsed.static[path] = _hops(path, value, {**classes, "link": meta["hops"]})
         elif "parse" in meta:
-            parsed.static[path] = meta["parse"](path, value, classes)
+            result = meta["parse"](path, value, classes)
+            structured = result if isinstance(result, Structured) else Structured(result, ())
+            parsed.static[path] = structured.value
+            parsed.numeric_axes.extend(structured.axes)
+            parsed.numeric.update({axis.name: axis.values for axis in structured.axes})
         elif "table" in meta:
             parsed.static[path] = _table(path, value, meta["table"])
         elif "choices" in meta:
@@ -458,7 +470,7 @@ def parse_group(group: str, cls: type, given: Mapping[str, Any], value_of, class
         elif value is None and meta["optional"]:
             parsed.static[path] = None
         else:
-            parsed.numeric[path] = _numeric_values(path, value, meta["range"])
+            parsed.numeric[path] = numeric_values(path, value, meta["range"])
             if _is_axis(value):
                 role = {ROLE_ATTR: meta["role"]} if meta.get("role") else {}
                 parsed.numeric_axes.append(

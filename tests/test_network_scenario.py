@@ -217,8 +217,22 @@ def test_site_failures_cut_their_links(tmp_path):
         ),
         ({"demands": [{"a": "A", "b": "N"}]}, "'N' is a trusted site; demands join user sites"),
         (
-            {"links": [{"a": "A", "b": "B", "distance_km": [1, 2], "attenuation_db_per_km": 0.2}]},
-            "is a list, but a network link's values are static",
+            {
+                "links": [
+                    {
+                        "a": "A",
+                        "b": "B",
+                        "distance_km": 1.0,
+                        "attenuation_db_per_km": 0.2,
+                        "protocol": {"use": "bb84_decoy", "decoy": ["infinite", "none"]},
+                    }
+                ]
+            },
+            "link.links[0].protocol.decoy is a list, but a link's choices are static",
+        ),
+        (
+            {"links": [{"a": "A", "b": "B", "distance_km": [1, -2], "attenuation_db_per_km": 0.2}]},
+            "link.links[0]: link.distance_km = -2 is outside",
         ),
         (
             {"links": [{"a": "A", "b": "B", "link": "midpoint_fibre", "distance_km": 10.0, "attenuation_db_per_km": 0.2}]},
@@ -283,3 +297,20 @@ def test_a_satellite_edge_is_the_satellite_link_at_its_elevation(tmp_path):
     assert float(cube.link_key_rate[1]) == pytest.approx(float(alone.key_rate), rel=1e-12)
     assert float(cube.key_rate) == pytest.approx(min(float(cube.link_key_rate[0]), float(cube.link_key_rate[1])) + 0.5, rel=1e-12)
     assert list(cube.link_type.values) == ["fibre", "satellite_downlink", "supply"]
+
+
+def test_one_link_length_is_a_sweep_axis(tmp_path):
+    """A list as one link's length makes a grid axis of its own (vectorised like any other): each point equals the
+    network with that length fixed, and the fibre leased follows it."""
+    spec = chain_links([45.0, 13.0], attenuation=0.3)
+    spec["links"][0]["distance_km"] = [30.0, 45.0, 60.0]
+    cube = network(tmp_path / "swept", (*RATES_ONLY, "cost=example"), **spec).squeeze()
+    axis = "link.links.A-N1.link.distance_km"
+    assert list(cube[axis].values) == [30.0, 45.0, 60.0] and cube[axis].attrs["units"] == "km"
+    for length in (30.0, 60.0):
+        fixed = chain_links([length, 13.0], attenuation=0.3)
+        alone = network(tmp_path / str(length), (*RATES_ONLY, "cost=example"), **fixed).squeeze()
+        point = cube.sel({axis: length})
+        np.testing.assert_allclose(point.link_key_rate, alone.link_key_rate, rtol=1e-14)
+        np.testing.assert_allclose(point.link_length_km, [length, 13.0])
+        assert float(point.cost_per_year) == pytest.approx(float(alone.cost_per_year), rel=1e-14)

@@ -7,7 +7,8 @@ protocol, or a supply of known rate (``key_rate_bps``: e.g. a satellite edge's k
 ``satellite_pass`` study). For each of its groups a link either takes the study's (its values, sweep axes
 included, with the link's own overrides on top) or names a config option (``protocol: tf_sns``, or
 ``protocol: {use: tf_sns, mu_z: 0.3}``), whose YAML in ``conf/`` gives its values. Its own link values sit at the
-top level of its entry, as for the hops of a chain. Sites are user sites, trusted nodes and ground stations
+top level of its entry, as for the hops of a chain; a list there makes an axis of the grid, named
+``link.links.<link name>.<group.field>`` (e.g. one span's length swept). Sites are user sites, trusted nodes and ground stations
 (untrusted relays sit inside the spans of middle-station protocols); trusted nodes and ground stations relay every
 pair's key, a user site only its own pairs' unless it says ``relays: true`` (a user's site that is also a trusted
 node of the operator). The graph is static: it shapes the study.
@@ -23,10 +24,11 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from qkdjax import parameters
-from qkdjax.config import ConfigError, check_compatible, check_relations, parse_group
+from qkdjax.config import Axis, ConfigError, Structured, check_compatible, check_relations, numeric_values, parse_group
 from qkdjax.network.graph import SITE_KINDS, Graph, build_graph, demand_cuts
 from qkdjax.parameters import MTBF, NON_NEGATIVE, POSITIVE, Link, Range, number, structure
 from qkdjax.paths import CONF_DIR
+from qkdjax.units import cf_attrs
 
 PHYSICS_GROUPS = ("link", "detector", "source", "protocol")
 EDGE_GROUPS = PHYSICS_GROUPS[1:]  # the groups a link may take from the study
@@ -49,7 +51,8 @@ class NetworkLink(NamedTuple):
     """One link, parsed: its ends, what it computes its key rate with, and its reliability (None: the defaults).
 
     ``inherits``: the groups it takes from the study (their grid values, then ``values`` on top); ``values``: its
-    numeric values (``group.field`` -> number), ``static``: its static choices (types included)."""
+    numeric values (``group.field`` -> number), ``static``: its static choices (types included); ``swept``: those of
+    its values that are axes of the grid (given as lists), named ``link.links.<name>.<group.field>``."""
 
     a: str
     b: str
@@ -60,6 +63,7 @@ class NetworkLink(NamedTuple):
     key_rate_bps: float | None
     mtbf_h: float | None
     mttr_h: float | None
+    swept: tuple[tuple[str, str], ...] = ()  # (group.field, the grid axis sweeping it); ``values`` holds its first value
 
     @property
     def fixed_rate(self) -> bool:
@@ -165,19 +169,19 @@ def _group_values(group: str, value: Any, where: str) -> tuple[bool, dict, dict]
 
 
 def _parse_values(group: str, cls: type, values: Mapping[str, Any], where: str, classes: Mapping[str, type]):
-    """Numeric values and static choices of one group of a link, each one number (a link's values are static)."""
+    """Numeric values (their first, where a list makes an axis), static choices and axes of one group of a link."""
     fields = {f.name for f in dataclasses.fields(cls) if f.name != "type"}
-    for key, item in values.items():
+    for key in values:
         if key not in fields:
             raise ConfigError(f"unknown key '{key}' in {where} ({group} values of {cls.types[0]}: {', '.join(sorted(fields))})")
-        if isinstance(item, list):
-            raise ConfigError(f"{where}.{key} = {item} is a list, but a network link's values are static: give one value")
     parsed = parse_group(group, cls, values, values.__getitem__, classes)
-    return {path: float(v[0]) for path, v in parsed.numeric.items()}, parsed.static
+    if parsed.categorical_axes:
+        raise ConfigError(f"{where}.{parsed.categorical_axes[0].name.split('.')[1]} is a list, but a link's choices are static: give one")
+    return {path: float(v[0]) for path, v in parsed.numeric.items()}, parsed.static, parsed.numeric_axes
 
 
-def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> NetworkLink:
-    """One entry of ``link.links`` (see the module docstring)."""
+def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> tuple[NetworkLink, tuple[Axis, ...]]:
+    """One entry of ``link.links`` (see the module docstring), and the axes of its swept values."""
     entry = _mapping(path, entry, "a, b, and the link's values")
     for end in ("a", "b"):
         if end not in entry:
@@ -191,7 +195,7 @@ def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> NetworkLin
         if extra := set(entry) - {"a", "b", "name", "key_rate_bps", "mtbf_h", "mttr_h"}:
             raise ConfigError(f"{path} gives key_rate_bps (a supply of known rate), so it takes no '{min(extra)}'")
         rate = _number(f"{path}.key_rate_bps", entry["key_rate_bps"], NON_NEGATIVE)
-        return NetworkLink(a, b, name, (), (), (), rate, **reliability)
+        return NetworkLink(a, b, name, (), (), (), rate, **reliability), ()
     link_values = {k: v for k, v in entry.items() if k not in LINK_KEYS}
     link_option = option_values("link", entry.get("link", "fibre"), f"{path}.link")
     groups = {"link": (False, link_option, link_values)}
@@ -208,39 +212,59 @@ def parse_link(path: str, entry: Any, classes: Mapping[str, type]) -> NetworkLin
         check_compatible({**classes, **types}, static_types)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
-    values, static, inherits = {}, {}, []
+    values, static, inherits, axes = {}, {}, [], []
     for group, (inherit, option, own) in groups.items():
         if inherit:
             inherits.append(group)
             for key, item in own.items():
-                meta = next((f.metadata for f in parameters.numeric_fields(types[group]) if f.name == key), None)
-                if meta is None:
+                field = next((f for f in parameters.numeric_fields(types[group]) if f.name == key), None)
+                if field is None:
                     fields = ", ".join(f.name for f in parameters.numeric_fields(types[group]))
                     raise ConfigError(f"unknown key '{key}' in {path}.{group} (numeric {group} values it may override: {fields})")
-                values[f"{group}.{key}"] = _number(f"{path}.{group}.{key}", item, meta["range"])
+                numbers = numeric_values(f"{path}.{group}.{key}", item, field.metadata["range"])
+                values[f"{group}.{key}"] = float(numbers[0])
+                if isinstance(item, list):
+                    axes.append(Axis(f"{group}.{key}", numbers, {}))
             continue
         merged = {k: v for k, v in {**option, **own}.items() if k != "type"}
         where = f"{path}" if group == "link" else f"{path}.{group}"
-        numbers, choices = _parse_values(group, types[group], merged, where, classes)
+        try:
+            numbers, choices, group_axes = _parse_values(group, types[group], merged, where, classes)
+        except ConfigError as error:
+            raise ConfigError(str(error) if path in str(error) else f"{path}: {error}") from None  # name the link
         values |= numbers
         static |= choices | {f"{group}.type": static_types[f"{group}.type"]}
+        axes += [axis for axis in group_axes if axis.name in numbers]
     if types["link"].arms is None or types["link"].scenario(static) != "point":
         raise ConfigError(
             f"{path}: link {static_types['link.type']} as configured is not a link evaluated at one point (a fibre span, a satellite "
             "at one elevation: set its elevation; a pass's supply enters as key_rate_bps)"
         )
-    return NetworkLink(a, b, name, tuple(inherits), tuple(values.items()), tuple(static.items()), None, **reliability)
+    link_axes = tuple(_link_axis(name, axis, types) for axis in axes)
+    swept = tuple((axis.name, link_axis.name) for axis, link_axis in zip(axes, link_axes))
+    link = NetworkLink(a, b, name, tuple(inherits), tuple(values.items()), tuple(static.items()), None, **reliability, swept=swept)
+    return link, link_axes
 
 
-def parse_links(path: str, value: Any, classes: Mapping[str, type]) -> tuple[NetworkLink, ...]:
+def _link_axis(name: str, axis: Axis, types: Mapping[str, type]) -> Axis:
+    """The grid axis of a link's swept value ``group.field``: ``link.links.<name>.<group.field>``."""
+    group, field_name = axis.name.split(".")
+    meta = next(f.metadata for f in dataclasses.fields(types[group]) if f.name == field_name)
+    attrs = {**cf_attrs(meta["units"]), "long_name": f"{meta['long_name']} of link {name}"}
+    return Axis(f"link.links.{name}.{axis.name}", axis.values, attrs)
+
+
+def parse_links(path: str, value: Any, classes: Mapping[str, type]) -> Structured:
+    """The links and the grid axes their swept values make (a link value given as a list)."""
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{path} must be a non-empty list of links, each with a, b (its sites) and its values")
-    links = tuple(parse_link(f"{path}[{i}]", entry, classes) for i, entry in enumerate(value))
+    parsed = [parse_link(f"{path}[{i}]", entry, classes) for i, entry in enumerate(value)]
+    links = tuple(link for link, _ in parsed)
     names = [link.name for link in links]
     if len(set(names)) != len(names):
         repeated = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"{path}: two links are named {repeated!r}; give parallel links a 'name' each")
-    return links
+    return Structured(links, tuple(axis for _, axes in parsed for axis in axes))
 
 
 def parse_demands(path: str, value: Any, classes: Mapping[str, type]) -> tuple[Demand, ...]:
@@ -314,7 +338,7 @@ class Network(Link):
             types = link.types(static)
             classes = parameters.study_classes(types)
             inherited = {p: v for p, v in numeric.items() if p.split(".")[0] in link.inherits}
-            own = {p: np.asarray([v]) for p, v in link.values}
+            own = {p: np.asarray([v]) for p, v in link.values} | {p: numeric[axis] for p, axis in link.swept}
             try:
                 check_relations({g: classes[g] for g in PHYSICS_GROUPS}, {**inherited, **own}, {**static, **dict(link.static), **types})
             except ConfigError as error:

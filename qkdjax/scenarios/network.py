@@ -35,6 +35,7 @@ RATE_OUTPUTS: Mapping[str, Output] = {
     "key_rate_alone": Output("bit/s", "end-to-end secret key rate each demand would get with the network to itself", (DEMAND,)),
     "demand_bps": Output("bit/s", "key demand of each user pair", (DEMAND,)),
     "link_key_rate": Output("bit/s", "secret key rate of each link", (LINK,), "link_rate"),
+    "link_length_km": Output("km", "fibre length of each link (0: none, e.g. a satellite)", (LINK,)),
     "min_cut_link": Output("1", "1 on the links of each demand's minimum cut (its bottleneck)", (DEMAND, LINK), "bottleneck"),
     "trusted_nodes": Output("1", "trusted nodes of the network", (), "trusted_nodes"),
     "untrusted_relays": Output("1", "untrusted relays (middle stations of the links)", (), "untrusted_relays"),
@@ -76,6 +77,14 @@ class LinkGroup(NamedTuple):
     inherits: tuple[str, ...]
     static: tuple[tuple[str, Any], ...]
     values: dict[str, np.ndarray]  # group.field -> [links of the group]
+    swept: tuple[tuple[str, int, str], ...]  # (group.field, position in the group, grid axis) of swept values
+
+    def link_values(self, grid_values: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+        """``values`` with each swept entry the grid's value at this point."""
+        stacked = {name: jnp.asarray(v) for name, v in self.values.items()}
+        for name, position, axis in self.swept:
+            stacked[name] = stacked[name].at[position].set(grid_values[axis])
+        return stacked
 
 
 class Layout(NamedTuple):
@@ -105,10 +114,15 @@ def link_inventory(link: NetworkLink, static: Mapping[str, Any]) -> Inventory:
     classes = parameters.study_classes(link.types(static))
     if classes["protocol"].cost_family in FAMILIES:
         terminal_pairs[FAMILIES.index(classes["protocol"].cost_family)] = 1
-    own = dict(link.static)
-    lit = any(own.get(f"link.{k}") is not None for k in ("classical_channels", "classical_counter_channels"))
     length = link.value("link.distance_km")
+    lit = lit_fibre(link)
     return Inventory(terminal_pairs, 0, classes["link"].arms - 1, 0, 0.0 if lit else length, length if lit else 0.0, 0.0)
+
+
+def lit_fibre(link: NetworkLink) -> bool:
+    """Whether the link's fibre carries classical channels too (a leased wavelength, not a dark fibre)."""
+    own = dict(link.static)
+    return any(own.get(f"link.{k}") is not None for k in ("classical_channels", "classical_counter_channels"))
 
 
 def site_inventory(kind: str) -> Inventory:
@@ -159,7 +173,8 @@ class NetworkStudy(Study):
         groups = []
         for (inherits, static, names, _), indices in grouped.items():
             values = {name: np.asarray([dict(links[i].values)[name] for i in indices]) for name in names}
-            groups.append(LinkGroup(np.asarray(indices), inherits, static, values))
+            swept = tuple((name, k, axis) for k, i in enumerate(indices) for name, axis in links[i].swept)
+            groups.append(LinkGroup(np.asarray(indices), inherits, static, values, swept))
         return tuple(groups)
 
     def _inventory(self, links, graph) -> Inventory:
@@ -200,11 +215,6 @@ class NetworkStudy(Study):
             "link_site_b": (LINK, text([x.b for x in links]), {"long_name": "site at the other end of the link"}),
             "link_type": (LINK, text([k[0] for k in kinds]), {"long_name": "link model"}),
             "link_protocol": (LINK, text([k[1] for k in kinds]), {"long_name": "protocol of the link"}),
-            "link_length_km": (
-                LINK,
-                np.asarray([x.value("link.distance_km") for x in links]),
-                {"units": "km", "long_name": "fibre length"},
-            ),
             "demand_site_a": (DEMAND, text([d.a for d in demands]), {"long_name": "user site at one end of the demand"}),
             "demand_site_b": (DEMAND, text([d.b for d in demands]), {"long_name": "user site at the other end of the demand"}),
         }
@@ -216,6 +226,16 @@ class NetworkStudy(Study):
     def evaluations_per_point(self) -> int:
         layout = self.layout
         return max(self.trials, 1) * (len(layout.links) + len(layout.ends) + len(layout.demand_shares))
+
+    def link_lengths_km(self, values: Mapping[str, jax.Array]) -> jax.Array:
+        """``[E]`` fibre length of every link at this grid point (swept lengths included)."""
+        links = self.layout.links
+        lengths = jnp.asarray([link.value("link.distance_km") for link in links])
+        for i, link in enumerate(links):
+            axis = dict(link.swept).get("link.distance_km")
+            if axis is not None:
+                lengths = lengths.at[i].set(values[axis])
+        return lengths
 
     def link_rates(self, values: Mapping[str, jax.Array]) -> jax.Array:
         """``[E]`` secret key rate of every link, optimised where the optimiser's parameters are the link's."""
@@ -232,7 +252,7 @@ class NetworkStudy(Study):
                     return p.protocol.key_rate(p)
                 return optimize.optimise(p, optimizer, point.margin_per_pulse, point.key_rate).key_rate
 
-            rates = rates.at[group.indices].set(jax.vmap(one)({k: jnp.asarray(v) for k, v in group.values.items()}))
+            rates = rates.at[group.indices].set(jax.vmap(one)(group.link_values(values)))
         return rates
 
     def _link_optimizer(self, values: Mapping[str, Any]) -> optimize.Optimizer | None:
@@ -268,8 +288,14 @@ class NetworkStudy(Study):
         shared = layout.link_shares * rates
         demand_bps = p.link.demand_bps * layout.demand_shares
         key_rate = layout.cuts.flows(shared)
+        lengths = self.link_lengths_km(values)
+        lit = np.asarray([lit_fibre(link) for link in layout.links])
+        inventory = layout.inventory._replace(
+            dark_fibre_km=jnp.sum(jnp.where(lit, 0.0, lengths)), lit_fibre_km=jnp.sum(jnp.where(lit, lengths, 0.0))
+        )
         metrics = {
             "key_rate": key_rate,
+            "link_length_km": lengths,
             "key_rate_alone": layout.cuts.flows(layout.uses * rates),
             "demand_bps": demand_bps,
             "link_key_rate": rates,
@@ -289,7 +315,7 @@ class NetworkStudy(Study):
             served_bps = jnp.where(demand_bps > 0, metrics["protected_fraction"] * demand_bps, key_rate)
             failures_per_year = metrics["failures_per_year"]
         if self.classes["cost"].priced:
-            metrics |= self.costs(p.cost, layout.inventory._replace(failures_per_year=failures_per_year), served_bps)
+            metrics |= self.costs(p.cost, inventory._replace(failures_per_year=failures_per_year), served_bps)
         return metrics
 
     def costs(self, cost, inventory: Inventory, served_bps) -> dict[str, jax.Array]:
