@@ -79,10 +79,11 @@ def compare(base: xr.Dataset, new: xr.Dataset) -> tuple[list[str], set[str]]:
     return problems, added
 
 
-def study_config(cube: xr.Dataset) -> dict:
-    """The cube's resolved config without where the run wrote (``output``, ``compile_cache``: each run's own)."""
-    config = yaml.safe_load(cube.attrs.get("config", "{}")) or {}
-    return {key: value for key, value in config.items() if key not in ("output", "compile_cache")}
+def study_config(cube: xr.Dataset) -> list[dict]:
+    """The cube's resolved config (one document per design of a comparison) without where the run wrote
+    (``output``, ``compile_cache``: each run's own)."""
+    configs = [c or {} for c in yaml.safe_load_all(cube.attrs.get("config", "{}"))]
+    return [{key: value for key, value in config.items() if key not in ("output", "compile_cache")} for config in configs]
 
 
 def baseline_worktree(commit: str, cache: Path) -> Path:

@@ -3,8 +3,9 @@
 A model is a frozen dataclass that subclasses one of the five group bases below (``Link``, ``Detector``,
 ``Source``, ``Protocol``, ``Cost``) and names its ``types``: defining it registers it, so ``link=NAME`` (or
 ``protocol.type: NAME``) in a config selects it and nothing else in qkdjax has to know it exists. The modules
-of ``qkdjax.links``, ``qkdjax.detectors``, ``qkdjax.sources``, ``qkdjax.protocols`` and ``qkdjax.costs`` are imported on the
-first lookup; a model defined anywhere else (a notebook, a test, a user package) registers the same way.
+of ``qkdjax.links``, ``qkdjax.detectors``, ``qkdjax.sources``, ``qkdjax.protocols`` and ``qkdjax.costs`` are
+imported on the first lookup; a model defined anywhere else (a notebook, a test, a user package) registers the
+same way.
 
 Every numeric field carries its CF ``units``, a ``long_name``, its allowed range and optionally a default, whether
 the optimiser may tune it, which inverse question it answers and its role for reports (``number``); string fields
@@ -261,13 +262,13 @@ class Source(Params):
 class Protocol(Params):
     """A protocol family: its post-processing knobs are its fields; the rest is what it declares and computes.
 
-        Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
-        ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
-        ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block), ``cost_family`` (the
+    Declarations: ``arms`` (channel arms it needs), ``needs`` (group -> the model base class it works with),
+    ``finite_key_field`` (the optional field whose setting selects a finite-key analysis; None: asymptotic only),
+    ``pass_blocks`` (it can estimate a satellite pass's counts as one finite-key block), ``cost_family`` (the
     price set's terminal-pair price it takes).
-        The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
-        blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
-        ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
+    The point scenario calls ``outputs``, ``metrics``, ``margin_per_pulse``, ``key_rate`` and, for Monte Carlo
+    blocks, ``sample_outputs`` and ``sample_metrics``; the satellite-pass scenario calls ``block_statistics``,
+    ``block_key``, ``sampled_block_key`` and ``signal_summary`` (``qkdjax.scenarios``).
     """
 
     group = "protocol"
