@@ -17,6 +17,7 @@ node of the operator). The graph is static: it shapes the study.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -312,6 +313,18 @@ class Network(Link):
     @classmethod
     def scenario(cls, static):
         return "network"
+
+    def failure_laws(self) -> list[tuple[Any, Any]]:
+        """(mean time between failures, mean time to repair) in hours of the links, then the sites: each its own
+        where it gives them, else the network's (user sites never fail unless they say so)."""
+        links = [
+            (self.link_mtbf_h if x.mtbf_h is None else x.mtbf_h, self.link_mttr_h if x.mttr_h is None else x.mttr_h) for x in self.links
+        ]
+        default_mtbf = lambda site: math.inf if site.kind == "user" else self.node_mtbf_h
+        sites = [
+            (default_mtbf(s) if s.mtbf_h is None else s.mtbf_h, self.node_mttr_h if s.mttr_h is None else s.mttr_h) for s in self.sites
+        ]
+        return links + sites
 
     @classmethod
     def check_grid(cls, static, numeric):

@@ -70,27 +70,19 @@ def problem(grid: Grid, link_rates: np.ndarray, protection: str | None) -> milp.
     p = parameters.build_params({**values, **static})
     network, cost = p.link, p.cost
     annual = lambda inventory: float(cost.cost_per_year(inventory))  # linear in what is bought
+    laws = network.failure_laws()  # links, then sites
     spans: dict[frozenset, list] = {}
     ends: dict[frozenset, tuple[str, str]] = {}
-    for link, rate in zip(network.links, link_rates):
-        mtbf, mttr = (
-            (network.link_mtbf_h if link.mtbf_h is None else link.mtbf_h),
-            (network.link_mttr_h if link.mttr_h is None else link.mttr_h),
-        )
-        inventory = link_inventory(link, static)._replace(failures_per_year=float(failures_per_year(mtbf, mttr)))
+    for link, rate, law in zip(network.links, link_rates, laws):
+        inventory = link_inventory(link, static)._replace(failures_per_year=float(failures_per_year(*law)))
         pair = frozenset((link.a, link.b))
         ends.setdefault(pair, (link.a, link.b))
         spans.setdefault(pair, []).append(milp.Option(link.name, float(rate), annual(inventory)))
     sites = []
-    for site in network.sites:
-        mtbf, mttr = (
-            (network.node_mtbf_h if site.mtbf_h is None else site.mtbf_h),
-            (network.node_mttr_h if site.mttr_h is None else site.mttr_h),
-        )
-        inventory: Inventory = site_inventory(site.kind)._replace(
-            failures_per_year=float(failures_per_year(mtbf, mttr)) if site.kind != "user" else 0.0
-        )
-        sites.append(milp.Site(site.name, site.kind, annual(inventory) if site.kind != "user" else 0.0, relays=site.relays))
+    for site, law in zip(network.sites, laws[len(network.links) :]):
+        priced = site.kind != "user"  # user sites are the customers': the design neither opens nor pays for them
+        inventory: Inventory = site_inventory(site.kind)._replace(failures_per_year=float(failures_per_year(*law)))
+        sites.append(milp.Site(site.name, site.kind, annual(inventory) if priced else 0.0, relays=site.relays))
     demands = [milp.Demand(d.a, d.b, float(network.demand_bps * d.share)) for d in network.demands]
     return milp.Problem(tuple(sites), tuple(milp.Span(*ends[k], tuple(v)) for k, v in spans.items()), tuple(demands), protection=protection)
 

@@ -52,6 +52,7 @@ from qkdjax.network.availability import (
     start_components,
     tally_step,
 )
+from qkdjax.numerics import safe_divide
 
 HOURS_PER_YEAR = 8766.0  # a Julian year
 
@@ -165,9 +166,7 @@ def simulate_network(
         outage_h=down_steps * dt_h,
         outages=outages,
         unserved_bits=tally.unserved_bits,
-        unserved_fraction=jnp.where(
-            total_demand_bits > 0, tally.unserved_bits / jnp.where(total_demand_bits > 0, total_demand_bits, 1.0), 0.0
-        ),
+        unserved_fraction=safe_divide(tally.unserved_bits, total_demand_bits),
         demand_met=tally.first_starved_step == n_steps,
         longest_starvation_h=tally.longest_run_steps * dt_h,
         first_starvation_h=tally.first_starved_step * dt_h,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -23,6 +22,7 @@ from qkdjax.montecarlo.estimates import probability_outputs, stderr_output
 from qkdjax.network import relay
 from qkdjax.network.availability import Reliability
 from qkdjax.network.graph import demand_cuts
+from qkdjax.numerics import safe_divide
 from qkdjax.scenarios import point
 from qkdjax.study import Study
 from qkdjax.sweep import Output
@@ -267,14 +267,8 @@ class NetworkStudy(Study):
         return dataclasses.replace(self.optimizer, params=tuple(n for n, _ in kept), bounds=tuple(b for _, b in kept))
 
     def reliability(self, link) -> Reliability:
-        """Failure and repair laws of the links, then the sites (user sites never fail unless they say so)."""
-        static = self.static
-        links, sites = static["link.links"], static["link.sites"]
-        mtbf = [link.link_mtbf_h if x.mtbf_h is None else x.mtbf_h for x in links]
-        mttr = [link.link_mttr_h if x.mttr_h is None else x.mttr_h for x in links]
-        default_mtbf = lambda s: math.inf if s.kind == "user" else link.node_mtbf_h
-        mtbf += [default_mtbf(s) if s.mtbf_h is None else s.mtbf_h for s in sites]
-        mttr += [link.node_mttr_h if s.mttr_h is None else s.mttr_h for s in sites]
+        """Failure and repair laws of the links, then the sites (``Network.failure_laws``)."""
+        mtbf, mttr = zip(*link.failure_laws())
         n = len(mtbf)
         return Reliability(
             jnp.stack([jnp.asarray(v, jnp.float64) for v in mtbf]), jnp.stack([jnp.asarray(v, jnp.float64) for v in mttr]),
@@ -326,5 +320,5 @@ class NetworkStudy(Study):
             "capex": cost.capex(inventory),
             "cost_per_year": per_year,
             "cost_per_protected_link": per_year / len(self.layout.demand_shares),
-            "cost_per_key_bit": jnp.where(delivered_bits > 0, per_year / jnp.where(delivered_bits > 0, delivered_bits, 1.0), jnp.inf),
+            "cost_per_key_bit": jnp.where(delivered_bits > 0, safe_divide(per_year, delivered_bits), jnp.inf),
         }
