@@ -24,6 +24,7 @@ from timing import device_line, timed
 import qkdjax
 from qkdjax.cli import compose_config
 from qkdjax.config import parse_grid
+from qkdjax.montecarlo.uniforms import stream_uniforms
 from qkdjax.parameters import build_params
 from qkdjax.physics import satellite
 from qkdjax.protocols.bb84_decoy import detection_statistics
@@ -48,8 +49,8 @@ def qkdjax_fading(params, statistics, key, samples):
     """Pass-averaged gains and error gains [passes, samples, intensity] from faded transmittances."""
 
     def one_sample(pass_statistics, sample_key):
-        step_keys = jax.random.split(sample_key, PASS_TIME_STEPS)
-        channels = jax.vmap(satellite.faded_transmittance)(step_keys, pass_statistics)
+        uniforms = stream_uniforms(sample_key, 2 * PASS_TIME_STEPS).reshape(2, PASS_TIME_STEPS)
+        channels = satellite.faded_transmittance(uniforms, pass_statistics)
         gain, error_gain, *_ = jax.vmap(lambda channel: detection_statistics(params, channel))(channels)
         return gain.mean(0), error_gain.mean(0)
 

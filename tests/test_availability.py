@@ -123,6 +123,7 @@ MTBF_H, MTTR_H = 8.0, 2.0
     [(1.0, 0.0), (2.0, 0.0), (0.7, 0.0), (1.0, 1.0), (1.0, 1e-3), (3.0, 0.5)],
     ids=["markov", "weibull-2", "weibull-0.7", "lognormal-1", "fixed-repair", "weibull-lognormal"],
 )
+@pytest.mark.device
 def test_availability_is_mtbf_over_mtbf_plus_mttr_for_any_failure_and_repair_laws(failure_shape, repair_log_sigma):
     """Rausand & Høyland (2004) Ch. 7-8: the long-run availability depends only on the two means."""
     hop = Reliability(MTBF_H, MTTR_H, failure_shape, repair_log_sigma)
@@ -142,6 +143,7 @@ def first_failures_h(trial: SupplyTrial) -> np.ndarray:
 
 
 @pytest.mark.parametrize("failure_shape", [1.0, 2.0])
+@pytest.mark.device
 def test_times_to_failure_are_weibull_and_shape_one_is_exponential(failure_shape):
     trial = simulate([[RATE]], Reliability(MTBF_H, MTTR_H, failure_shape), demand_bps=RATE, stationary_start=False)
     scale = MTBF_H / special.gamma(1 + 1 / failure_shape)
@@ -155,6 +157,7 @@ def test_times_to_failure_are_weibull_and_shape_one_is_exponential(failure_shape
         assert stats.kstest(first_failures_h(exponential) - dt_h / 2, stats.expon(scale=MTBF_H).cdf).pvalue > 0.01
 
 
+@pytest.mark.device
 def test_stationary_start_draws_the_equilibrium_residual_life():
     """Started up, a Weibull(k) component fails after ``eta Gamma(1/k)^(1/k)``: density S(t) / MTBF (Ross Ch. 3)."""
     k = 2.0
@@ -168,6 +171,7 @@ def test_stationary_start_draws_the_equilibrium_residual_life():
     assert stats.kstest(first[started_up] - dt_h / 2, residual_cdf).pvalue > 0.01
 
 
+@pytest.mark.device
 def test_repair_times_are_lognormal_with_mean_mttr():
     """A near-deterministic failure at ~100 h (Weibull k = 50) then one repair before the horizon (150 h)."""
     mttr_h, sigma = 5.0, 0.8

@@ -197,6 +197,7 @@ def test_finite_blocks_approach_the_asymptotic_key():
     assert np.all(np.diff(ratios) > 0) and ratios[0] < 0.9 and 0.995 < ratios[-1] <= 1.0, ratios
 
 
+@pytest.mark.device
 def test_monte_carlo_blocks_agree_with_the_expected_block_within_their_error():
     cube = qkdjax.run(*FINITE, "link.distance_km=[100]", "protocol.block_size=[1e6]", "montecarlo.trials=400").squeeze()
     mean, stderr = float(cube.key_length_mean), float(cube.key_length_mean_stderr)

@@ -67,6 +67,7 @@ def blocks():
     }
 
 
+@pytest.mark.device
 def test_same_monte_carlo_cube_whatever_the_chunk_size(blocks):
     for name in blocks["common"].data_vars:
         np.testing.assert_array_equal(blocks["common, chunks of 8 points"][name].values, blocks["common"][name].values, err_msg=name)
@@ -85,6 +86,7 @@ def test_options_differ_sharply_with_common_random_numbers(blocks):
     assert np.all(differences < 0), differences  # shorter fibre, more key: monotone
 
 
+@pytest.mark.device
 def test_cube_standard_errors_are_those_of_the_kept_trials(blocks):
     cube = blocks["independent"]
     trials = cube.trial_key_length.values

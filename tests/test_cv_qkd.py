@@ -195,6 +195,7 @@ def test_cv_needs_its_source_and_detector(capsys):
     assert "source" in line or "detector" in line
 
 
+@pytest.mark.device
 def test_sampled_estimates_have_the_distribution_of_least_squares_on_raw_samples():
     """The exact sampler of (t_hat, sigma_hat^2) against least squares on 40 raw Gaussian pairs, 4000 blocks, KS."""
     from scipy import stats

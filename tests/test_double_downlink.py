@@ -80,6 +80,7 @@ def test_micius_key_rate_is_within_an_order_of_magnitude_of_the_published_one(mi
     assert np.all(micius.qber < 0.11) and np.all(micius.key_rate_per_pulse <= micius.repeater_bound_per_pulse)
 
 
+@pytest.mark.device
 def test_micius_monte_carlo_passes_agree_with_the_mean_pass(micius):
     mean, stderr = micius.key_per_pass_mean, micius.key_per_pass_mean_stderr
     # fading keeps each arm's mean transmittance and the arms fade independently: the coincidences keep their mean,

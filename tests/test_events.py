@@ -85,6 +85,7 @@ def z_scores(counts, params, channel):
 @pytest.mark.parametrize("detector", DETECTORS)
 @pytest.mark.parametrize("distance_km", [0.0, 50.0, 150.0])
 @pytest.mark.parametrize("mode", events.MODES)
+@pytest.mark.device
 def test_counts_follow_the_analytic_model(mode, distance_km, detector):
     params, channel = link(detector, distance_km)
     n_pulses = PULSES_MODE_PULSES if mode == "pulses" else clicks_mode_pulses(params, channel)
@@ -95,6 +96,7 @@ def test_counts_follow_the_analytic_model(mode, distance_km, detector):
     assert np.abs(z).max() < 4, z
 
 
+@pytest.mark.device
 def test_both_modes_give_the_same_gains_and_error_rates():
     params, channel = link("ingaas", 25.0, **{"detector.misalignment": 0.02})
     by_mode = [simulate(params, channel, PULSES_MODE_PULSES, mode) for mode in events.MODES]
@@ -109,6 +111,7 @@ def test_both_modes_give_the_same_gains_and_error_rates():
 
 
 @pytest.mark.parametrize("mode", events.MODES)
+@pytest.mark.device
 def test_same_key_same_counts(mode):
     params, channel = link("ingaas", 50.0)
     n = 10**6 if mode == "pulses" else 10**10
@@ -119,6 +122,7 @@ def test_same_key_same_counts(mode):
 
 
 @pytest.mark.parametrize(("mode", "n_pulses"), [("pulses", 3 * 4096 + 17), ("pulses", 5), ("clicks", 10**6 + 7)])
+@pytest.mark.device
 def test_chunks_cover_every_pulse_once(mode, n_pulses):
     params, channel = link("snspd", 0.0)
     counts = simulate(params, channel, n_pulses, mode, chunk_size=4096)
@@ -135,6 +139,7 @@ def test_lossless_noiseless_link_detects_every_photon_without_error(mode):
     assert np.abs(z_scores(counts, params, channel)).max() < 4
 
 
+@pytest.mark.device
 def test_clicks_mode_sends_1e13_pulses_over_200_km():
     params, channel = link("ingaas", 200.0)
     counts = simulate(params, channel, 10**13, "clicks")
@@ -155,6 +160,7 @@ def test_pulses_mode_memory_does_not_grow_with_n_pulses():
     assert lowered.compile().memory_analysis().temp_size_in_bytes < 128 * chunk_size
 
 
+@pytest.mark.device
 def test_arithmetic_decoding_leaves_a_fresh_uniform():
     """After a chain of choices, the rescaled uniform is uniform whatever the outcomes (KS test per outcome)."""
     u = events._uniform53(jax.random.key(3), (2**18,))

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import xarray as xr
 from conftest import reference, run_cli
+from scipy import stats
 
 import qkdjax
 from qkdjax.config import ConfigError
 from qkdjax.detectors.threshold import ThresholdDetector
-from qkdjax.montecarlo.fluctuations import sample_multinomial
+from qkdjax.montecarlo.fluctuations import binomial_quantile, sample_multinomial
+from qkdjax.montecarlo.uniforms import stream_uniforms
 from qkdjax.physics.detector import click_and_error_probs
 from qkdjax.protocols.bb84_decoy import BB84Decoy
 from qkdjax.protocols.bb84_finite import expected_block_counts, finite_key
@@ -121,6 +123,7 @@ def test_lim_2014_sweep_cube():
     assert cube.key_length.attrs["units"] == "bit"
 
 
+@pytest.mark.device
 def test_multinomial_sampler_is_exact_in_mean_and_covariance():
     probs = jnp.array([0.3, 0.2, 1e-3, 0.4])
     counts = jax.vmap(lambda k: sample_multinomial(k, 1000.0, probs))(jax.random.split(jax.random.key(1), 20000))
@@ -133,6 +136,42 @@ def test_multinomial_sampler_is_exact_in_mean_and_covariance():
     variance = np.diag(expected_cov)
     cov_standard_error = np.sqrt((np.outer(variance, variance) + expected_cov**2) / 20000)  # normal approximation
     assert np.all(np.abs(np.cov(counts.T) - expected_cov) < 4 * cov_standard_error)
+
+
+def binomial_distance(trials, p, grid=400_000):
+    """Kolmogorov distance between ``binomial_quantile`` and the exact law, from an even grid of uniforms (which
+    resolves it to 1 / grid, with no sampling noise)."""
+    u = (np.arange(grid) + 0.5) / grid
+    counts = np.sort(np.asarray(jax.jit(binomial_quantile)(u, trials, p)))
+    k = np.arange(*stats.binom.ppf([1e-9, 1 - 1e-9], trials, p) + [-2, 3])
+    return np.abs(np.searchsorted(counts, k, side="right") / grid - stats.binom.cdf(k, trials, p)).max()
+
+
+@pytest.mark.parametrize("p", [1e-6, 1e-3, 0.1, 0.5, 0.9, 0.999])
+def test_binomial_sampler_is_exact_for_small_means_and_within_its_bound_above(p):
+    rarer = min(p, 1 - p)
+    for mean in (0.02, 1.0, 4.0, 9.7):  # exact inversion: the grid's resolution only
+        assert binomial_distance(np.floor(mean / rarer), p) < 1.5 / 400_000
+    for mean in (10.0, 40.0, 400.0, 4000.0):  # Cornish-Fisher: the documented 0.015 / mean
+        assert binomial_distance(np.ceil(mean / rarer), p) < 0.015 / mean + 1 / 400_000
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("trials", "p"), [(1e9, 3e-9), (1e9, 4e-7), (200.0, 0.45), (1e12, 2e-4)])
+def test_binomial_sampler_passes_a_ks_test_on_fixed_keys(seed, trials, p):
+    u = stream_uniforms(jax.random.key(seed), 20_000)
+    counts = np.asarray(jax.jit(binomial_quantile)(u, trials, p))
+    # a discrete law: the sample's distribution function stays within the KS band of the exact one at every count
+    k = np.arange(*stats.binom.ppf([1e-9, 1 - 1e-9], trials, p) + [-2, 3])
+    gap = np.abs(np.searchsorted(np.sort(counts), k, side="right") / counts.size - stats.binom.cdf(k, trials, p))
+    assert gap.max() < 1.63 / np.sqrt(counts.size)  # the 1 % critical value
+
+
+def test_binomial_sampler_is_monotone_in_probability_and_trials():
+    u = stream_uniforms(jax.random.key(0), 5000)
+    counts = [np.asarray(binomial_quantile(u, n, p)) for n, p in ((1e6, 5e-6), (1e6, 2e-5), (2e6, 2e-5), (2e6, 4e-3))]
+    assert all(np.all(a <= b) for a, b in itertools.pairwise(counts))
 
 
 MC = ("sweep=lim_2014", "optimize.enabled=false", "link.distance_km=[20,100,200]", "protocol.block_size=[1e5,1e9]", "montecarlo.trials=200")
@@ -156,6 +195,7 @@ def test_montecarlo_adds_statistics_and_keeps_trials_when_asked(montecarlo_cube)
     assert "trial" not in qkdjax.run(*MC).dims
 
 
+@pytest.mark.device
 def test_montecarlo_mean_agrees_with_expected_counts_for_large_blocks(montecarlo_cube):
     point = montecarlo_cube.sel({"protocol.block_size": 1e9, "link.distance_km": [20.0, 100.0]})
     standard_error = point.key_length_std / np.sqrt(200)
@@ -169,6 +209,7 @@ def test_blocks_beyond_reach_always_abort(montecarlo_cube):
     assert np.all(far.key_length == 0) and np.all(far.abort_probability == 1) and np.all(far.key_rate_mean == 0)
 
 
+@pytest.mark.device
 def test_montecarlo_cube_is_identical_for_any_chunk_size():
     small = qkdjax.run(*MC, "sweep.chunk_size=1")
     large = qkdjax.run(*MC, "sweep.chunk_size=100000")

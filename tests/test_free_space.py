@@ -4,8 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.scipy.special import ndtri
 from scipy import integrate, optimize, special, stats
 
+from qkdjax.montecarlo.uniforms import stream_uniforms
 from qkdjax.numerics import transmittance_to_db
 from qkdjax.physics import free_space as fs
 
@@ -262,9 +264,12 @@ def test_scintillation_index_limits():
     assert fs.scintillation_index(0.2, 0.1, 810.0, 2.0, False) < indices[1]
 
 
-def test_sample_fading_is_unit_mean_log_normal():
+@pytest.mark.device
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lognormal_fading_is_unit_mean_log_normal(seed):
     index = 0.3
-    samples = np.asarray(fs.sample_fading(jax.random.key(0), index, (1_000_000,)))
+    normal = ndtri(stream_uniforms(jax.random.key(seed), 1_000_000))
+    samples = np.asarray(fs.lognormal_fading(normal, index))
     log_variance = np.log1p(index)
     assert samples.mean() == pytest.approx(1.0, abs=5 * np.sqrt(index / samples.size))
     assert stats.kstest(np.log(samples), "norm", args=(-log_variance / 2, np.sqrt(log_variance))).pvalue > 0.01

@@ -34,6 +34,7 @@ def test_estimates_of_trials_along_an_axis():
     assert float(standard_error(jnp.ones(1))) == np.inf  # one trial: no spread to estimate
 
 
+@pytest.mark.device
 def test_intervals_cover_the_exact_value_at_the_nominal_rate():
     """One hop, demand at its rate, no store: the demand is met iff the hop is up at the start and does not fail
     before the last step starts (memoryless), P = A exp(-(T - dt) / MTBF); availability A = MTBF / (MTBF + MTTR).

@@ -281,6 +281,7 @@ def test_bad_optimisation_and_inverse_settings_are_rejected(overrides, message):
         qkdjax.run(*sweep, *overrides)
 
 
+@pytest.mark.device
 def test_optimised_cube_does_not_depend_on_the_chunk_size():
     overrides = ("sweep=lim_2014", "link.distance_km=${linspace:20,140,13}", "protocol.block_size=[1e6]", "optimize.steps=40")
     small, large = (qkdjax.run(*overrides, f"sweep.chunk_size={size}") for size in (8, 4096))

@@ -68,6 +68,7 @@ def test_categorical_axes_keep_the_given_order():
     assert float(rates.sel({"protocol.decoy": "infinite"})) > float(rates.sel({"protocol.decoy": "vacuum_weak"})) > 0
 
 
+@pytest.mark.device
 def test_same_cube_whatever_the_chunk_size():
     reference = qkdjax.run("sweep.chunk_size=4096")
     for chunk_size in (1, 999, 1_000_000):

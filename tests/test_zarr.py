@@ -42,6 +42,7 @@ def in_memory():
     return qkdjax.run(*GRID)
 
 
+@pytest.mark.device
 def test_zarr_store_opens_as_the_in_memory_cube_whatever_the_chunk_size(tmp_path, in_memory):
     for chunk_size in (160, 1000):
         cube = zarr_run(tmp_path, f"sweep.chunk_size={chunk_size}", name=f"c{chunk_size}")

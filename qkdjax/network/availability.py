@@ -65,6 +65,7 @@ paths) share the start draws of the components they have in common but not their
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -74,6 +75,7 @@ import numpy as np
 from jax.scipy.special import gammaln, ndtri
 
 from qkdjax.montecarlo.estimates import mean_estimate, probability_estimate
+from qkdjax.montecarlo.uniforms import stream_uniforms
 from qkdjax.parameters import Range
 
 SECONDS_PER_HOUR = 3600.0
@@ -142,8 +144,8 @@ class _Tally(NamedTuple):
 
 
 def open_uniform(key, shape=()) -> jax.Array:
-    """Uniforms on a 2^-52 grid strictly inside (0, 1): ``log1p(-u)`` and ``ndtri(u)`` stay finite."""
-    return ((jax.random.bits(key, shape, jnp.uint64) >> 12).astype(jnp.float64) + 0.5) * 2.0**-52
+    """Uniforms strictly inside (0, 1) (``log1p(-u)`` and ``ndtri(u)`` stay finite), ``qkdjax.montecarlo.uniforms``."""
+    return stream_uniforms(key, math.prod(shape)).reshape(shape)
 
 
 def weibull_scale_h(r: Reliability) -> jax.Array:

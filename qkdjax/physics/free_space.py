@@ -8,7 +8,6 @@ unless a name ends in ``_rad``; every other unit is in the name. Integrals use f
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -313,8 +312,9 @@ def scintillation_index(rytov_variance, receiver_radius_m, wavelength_nm, turbul
     return averaging * jnp.expm1(log_index)
 
 
-def sample_fading(key, scintillation_index, shape):
-    """Unit-mean log-normal transmittance factors ``exp(X)``, ``X ~ N(-v/2, v)``, ``v = ln(1 + sigma_I^2)``.
+def lognormal_fading(normal, scintillation_index):
+    """Unit-mean log-normal transmittance factors ``exp(X)``, ``X ~ N(-v/2, v)``, ``v = ln(1 + sigma_I^2)``, of
+    standard normal variates ``normal``.
 
     The log-normal law is the weak-fluctuation model of irradiance (Andrews & Phillips 2005): it fits
     downlinks, whose turbulence sits next to a large receiving aperture that averages it to weak fluctuations.
@@ -322,7 +322,6 @@ def sample_fading(key, scintillation_index, shape):
     W. Vogel, Phys. Rev. Lett. 117, 090501 (2016), is folded into the pointing jitter instead.
     """
     log_variance = jnp.log1p(scintillation_index)
-    normal = jax.random.normal(key, shape)
     return jnp.exp(jnp.sqrt(log_variance) * normal - log_variance / 2.0)
 
 

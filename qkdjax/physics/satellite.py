@@ -11,13 +11,14 @@ replaced by an instantaneous one and multiplied by a unit-mean scintillation fac
   exponential with mean 2 sigma^2 and the collected fraction is exp(-2 r^2 / W^2) for a beam of radius W >> the
   aperture (mean 1 / (1 + 4 sigma^2 / W^2), ``free_space.pointing_efficiency``); on uplinks beam wander adds
   to the jitter;
-- scintillation: log-normal with the scintillation index of the path (``free_space.sample_fading``).
+- scintillation: log-normal with the scintillation index of the path (``free_space.lognormal_fading``).
 """
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import ndtri
 
 from qkdjax.numerics import transmittance_to_db
 from qkdjax.physics import free_space
@@ -107,9 +108,9 @@ def fading(link, elevation_deg, table: DiffractionTable | None = None) -> Fading
     )
 
 
-def faded_transmittance(key, statistics: Fading):
-    """One random transmittance: pointing and scintillation sampled around the mean budget."""
-    pointing_key, scintillation_key = jax.random.split(key)
-    miss_squared = 2.0 * statistics.miss_sigma_m**2 * jax.random.exponential(pointing_key)
-    scintillation = free_space.sample_fading(scintillation_key, statistics.scintillation_index, ())
+def faded_transmittance(uniforms, statistics: Fading):
+    """Random transmittances, pointing and scintillation sampled around the mean budget, from ``uniforms`` in
+    (0, 1) shaped ``[2, *statistics' shape]`` by inversion: ``[0]`` the pointing miss, ``[1]`` the scintillation."""
+    miss_squared = -2.0 * statistics.miss_sigma_m**2 * jnp.log(uniforms[0])  # r^2: exponential, mean 2 sigma^2
+    scintillation = free_space.lognormal_fading(ndtri(uniforms[1]), statistics.scintillation_index)
     return statistics.transmittance_without_pointing * jnp.exp(-2.0 * miss_squared / statistics.beam_radius_m**2) * scintillation

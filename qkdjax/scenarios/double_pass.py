@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from qkdjax.montecarlo.estimates import COUNTS_STREAM, FADING_STREAM, probability_estimate, summarise, trial_stream
+from qkdjax.montecarlo.uniforms import stream_uniforms
 from qkdjax.numerics import safe_divide
 from qkdjax.physics import free_space, satellite
 from qkdjax.physics.bounds import plob_bound, single_repeater_bound
@@ -116,8 +117,8 @@ def double_pass_montecarlo_metrics(p, key, trials: int, one: DoublePass) -> dict
 
     def one_pass(t):
         fading_key, counts_key = trial_stream(key, t, FADING_STREAM), trial_stream(key, t, COUNTS_STREAM)
-        step_keys = jax.vmap(lambda arm_key: jax.random.split(arm_key, PASS_TIME_STEPS))(jax.random.split(fading_key, 2))
-        arms = jax.vmap(jax.vmap(satellite.faded_transmittance))(step_keys, fading) * extra[:, None]
+        uniforms = stream_uniforms(fading_key, 2 * 2 * PASS_TIME_STEPS).reshape(2, 2, PASS_TIME_STEPS)
+        arms = satellite.faded_transmittance(uniforms, fading) * extra[:, None]
         pulses, statistics = pass_statistics(p, arms, one.step_s)
         return p.protocol.sampled_block_key(p, counts_key, jnp.round(pulses), statistics)
 

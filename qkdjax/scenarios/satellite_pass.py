@@ -19,6 +19,7 @@ from qkdjax.montecarlo.estimates import (
     summary_outputs,
     trial_stream,
 )
+from qkdjax.montecarlo.uniforms import stream_uniforms
 from qkdjax.numerics import safe_divide
 from qkdjax.physics import free_space, satellite
 from qkdjax.physics.bounds import plob_bound
@@ -152,8 +153,8 @@ def pass_montecarlo_metrics(p, key, trials: int, one: Pass) -> dict:
 
     def one_pass(t):
         fading_key, counts_key = trial_stream(key, t, FADING_STREAM), trial_stream(key, t, COUNTS_STREAM)
-        step_keys = jax.random.split(fading_key, elevation_deg.shape[0])
-        channels = jax.vmap(satellite.faded_transmittance)(step_keys, fading)
+        uniforms = stream_uniforms(fading_key, 2 * elevation_deg.size).reshape(2, *elevation_deg.shape)
+        channels = satellite.faded_transmittance(uniforms, fading)
         pulses, statistics = pass_block(p, channels, step_s)
         return p.protocol.sampled_block_key(p, counts_key, jnp.round(pulses), statistics)
 
