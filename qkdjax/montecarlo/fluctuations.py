@@ -93,12 +93,16 @@ def sample_multinomial(key, total, cell_probs) -> jax.Array:
     flat = cell_probs.ravel()
     mass_before = jnp.concatenate([jnp.zeros(1), jnp.cumsum(flat)[:-1]])
     conditional = jnp.clip(flat / jnp.maximum(1.0 - mass_before, 1e-300), 0.0, 1.0)
-    uniforms = stream_uniforms(key, flat.size)
-    remaining, counts = total, []
-    for i in range(flat.size):  # unrolled: the cells' arithmetic fuses into one pass
-        counts.append(binomial_quantile(uniforms[i], remaining, conditional[i]))
-        remaining = remaining - counts[-1]
-    return jnp.stack(counts).reshape(cell_probs.shape)
+
+    def draw(remaining, cell):
+        u, p = cell
+        count = binomial_quantile(u, remaining, p)
+        return remaining - count, count
+
+    # A loop over the cells, not unrolled: one cell's code compiles, and each pass over the lanes is heavy enough
+    # (the inversion's steps, a normal quantile) that what the loop costs in memory traffic is lost in it.
+    _, counts = jax.lax.scan(draw, total, (stream_uniforms(key, flat.size), conditional))
+    return counts.reshape(cell_probs.shape)
 
 
 def sample_block(key, pulses, matched, probs, gain, error_gain) -> BlockCounts:

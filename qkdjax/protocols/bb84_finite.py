@@ -196,10 +196,13 @@ def finite_key(counts: BlockCounts, intensity, probs, protocol) -> FiniteKey:
         return _key_length(counts, intensity, basis_probs, protocol, protocol.eps_sec)
     kappa = protocol.eps_sec_per_key_bit
 
-    def step(_, eps_sec):
-        return kappa * jnp.maximum(_key_length(counts, intensity, basis_probs, protocol, eps_sec).length_margin, 1.0)
-
-    eps_sec = jax.lax.fori_loop(0, EPS_SEC_ITERATIONS, step, kappa * jnp.maximum(jnp.sum(counts.detections_x), 1.0))
     # Differentiating through the fixed point would only scale the gradient of l by 1 / (1 - 6 / (l ln 2)) (implicit
     # function theorem for eps_sec = kappa l): the direction optimisers follow is the same without it, and cheaper.
-    return _key_length(counts, intensity, basis_probs, protocol, jax.lax.stop_gradient(eps_sec))
+    # The loop sees no derivatives at all (its inputs are stopped too), so a gradient compiles no copy of it.
+    fixed = jax.lax.stop_gradient((counts, intensity, basis_probs, protocol))
+
+    def step(_, eps_sec):
+        return kappa * jnp.maximum(_key_length(*fixed, eps_sec).length_margin, 1.0)
+
+    eps_sec = jax.lax.fori_loop(0, EPS_SEC_ITERATIONS, step, kappa * jnp.maximum(jnp.sum(fixed[0].detections_x), 1.0))
+    return _key_length(counts, intensity, basis_probs, protocol, eps_sec)
