@@ -17,6 +17,7 @@ import zarr
 from conftest import refused, run_cli
 
 import qkdjax
+from qkdjax import zarr_store
 from qkdjax.config import ConfigError
 from qkdjax.io import StoreError
 from qkdjax.zarr_store import finalize, missing_chunks
@@ -79,6 +80,22 @@ def test_each_engine_chunk_is_one_zarr_chunk(tmp_path):
     group = zarr.open_group(tmp_path / "cube.zarr", mode="r")
     assert group["key_rate"].shape == (2, 61 * 4 * 5) and group["key_rate"].chunks == (1, 160)
     assert group["chunk_done"][...].all()
+
+
+@pytest.mark.parametrize(("dtype", "chunk_shape"), [("f8", (1, 8)), ("f8", (1, 8, 3)), ("u1", (1, 8)), ("i8", (1, 8, 2))])
+def test_chunks_encoded_here_are_the_bytes_zarr_writes(tmp_path, dtype, chunk_shape):
+    group = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
+    blosc = [zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
+    ours, theirs = (
+        group.create_array(name, shape=(2, 24, *chunk_shape[2:]), chunks=chunk_shape, dtype=dtype, compressors=blosc) for name in "ab"
+    )
+    values = (np.random.default_rng(0).random(chunk_shape[1:]) * 200).astype(dtype)
+    theirs[1, 8:16] = values
+    coords = (1, 1, *(0,) * (len(chunk_shape) - 2))
+    chunk_file = zarr_store._chunk_file(tmp_path / "s.zarr", ours, coords)
+    zarr_store._write_file(chunk_file, zarr_store.chunk_encoder(ours)(values))
+    assert chunk_file.read_bytes() == zarr_store._chunk_file(tmp_path / "s.zarr", theirs, coords).read_bytes()
+    np.testing.assert_array_equal(ours[1, 8:16], values)
 
 
 def test_rerun_of_a_finished_store_computes_nothing(tmp_path):

@@ -6,8 +6,10 @@ sifting), so the cell counts are multinomial(N, cell probabilities). They are dr
 binomials, ``c_i ~ Binomial(N - sum_{j<i} c_j, p_i / (1 - sum_{j<i} p_j))``, which is the multinomial exactly.
 
 Each binomial is the quantile of one uniform (:func:`binomial_quantile`):
-- mean below ``SMALL_MEAN`` = 10 (of the rarer outcome): exact inversion of the binomial distribution function,
-  summed term by term in float64 (relative error ~1e-15);
+- mean below ``SMALL_MEAN`` = 10 (of the rarer outcome): inversion of the binomial distribution function, summed
+  term by term in float64 (relative error ~1e-15) up to 31 counts: exact but for counts of 32 and more, which
+  become 32 (their probability is below P(Poisson(10) >= 32) = 2.5e-8, the binomial's upper tail being lighter
+  than the Poisson's of equal mean: T. W. Anderson & S. M. Samuels, Proc. 5th Berkeley Symp. 1, 1 (1967));
 - mean of 10 and above: the one-term Cornish-Fisher quantile with continuity correction,
   ``floor(m + s (z + g (z^2 - 1) / 6) + 1/2)``, ``m, s, g`` the binomial's mean, standard deviation and skewness
   ``(1 - 2p) / s``, ``z`` the normal quantile of the uniform. The skewness term removes the ``O(1/s)`` error of
@@ -37,7 +39,7 @@ from qkdjax.montecarlo.uniforms import stream_uniforms
 from qkdjax.protocols.bb84_finite import BlockCounts
 
 SMALL_MEAN = 10.0  # exact inversion below this mean, Cornish-Fisher at and above
-INVERSION_STEPS = 32  # summed unconditionally (P(count >= 32) < 1e-8 below SMALL_MEAN); a loop takes any beyond
+INVERSION_STEPS = 32  # terms of the inversion, summed for every lane (module docstring: the tail beyond)
 
 
 def cell_probabilities(matched, probs, gain, error_gain) -> jax.Array:
@@ -68,13 +70,15 @@ def binomial_quantile(u, trials, p) -> jax.Array:
 
 
 def _inverted(u, trials, q) -> jax.Array:
-    """Inversion, ``q <= 1/2``: the number of k < ``INVERSION_STEPS`` with F(k) < u, F the distribution function."""
+    """Inversion, ``q <= 1/2``: the number of k < ``INVERSION_STEPS`` with F(k) < u, F the distribution function.
+
+    Multiplications by constants' reciprocals, not divisions: a division costs several multiplications here."""
     odds = q / (1.0 - q)
     pmf = jnp.exp(trials * jnp.log1p(-q))  # >= 2^-(2 SMALL_MEAN / ln 2) where used: no underflow
     cdf, count = pmf, jnp.zeros_like(u)
     for k in range(INVERSION_STEPS):  # unrolled: one fused pass over the lanes
         count = count + (u > cdf)
-        pmf = pmf * ((trials - k) * odds / (k + 1.0))
+        pmf = pmf * ((trials - k) * odds * (1.0 / (k + 1)))
         cdf = cdf + pmf
     return jnp.minimum(count, trials)  # F(trials) may round below u
 
