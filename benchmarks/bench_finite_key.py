@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_finite_key.py [--points 10000] [--trials 1000] [-
 Two figures, each after compilation (the estimator: best of ``--repeat`` runs):
 1. estimator evaluations/s on expected counts over a ``--points`` grid (sweeps/lim_2014.yaml, distance x block
    size), end to end through the sweep engine;
-2. Monte Carlo trials/s (one trial = an exact multinomial sample of a block's 12 observed counts + the estimator
+2. Monte Carlo trials/s (one trial = a multinomial sample of a block's 12 observed counts + the estimator
    on them) over ``--points`` x ``--trials``.
 The NumPy versions are written here independently (numpy.random.Generator.multinomial for the counts); the
 expected-count key lengths must agree (to 1e-9, or the one bit of the floor) before any figure is printed.
