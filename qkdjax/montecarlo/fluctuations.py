@@ -20,12 +20,13 @@ Each binomial is the quantile of one uniform (:func:`binomial_quantile`):
   approximation is invisible below ~1e5 trials and shrinks wherever counts are large, which is where a block's
   key is decided. ``z`` is computed in float32 (a Kolmogorov error below ``sup |z phi(z)| 2^-24 ~ 1e-8``).
 
-This costs ~25 ns per cell against ~85 ns for NumPy's exact ``Generator.multinomial`` and ~1 us for
-``jax.random.binomial``'s rejection loops under ``vmap`` (``benchmarks/bench_samplers.py``).
+This costs ~30-40 ns a cell on a 2-core CPU, against ~50-85 ns for NumPy's exact ``Generator.multinomial`` and
+~2 us for ``jax.random.binomial``'s rejection loops under ``vmap`` (``benchmarks/bench_samplers.py``).
 
 Common random numbers. Cell ``i`` draws uniform ``i`` of the key's stream (``qkdjax.montecarlo.uniforms``), and
 both branches map it monotonically to a count: the same key gives two designs the same uniforms cell by cell, and
-more probability or more pulses never give fewer counts of a cell. The chain's later cells see the earlier cells'
+more probability or more pulses never give fewer counts of a cell (but where the mean crosses ``SMALL_MEAN``: the
+branches may differ there by a count, for a share of uniforms below their Kolmogorov distance). The chain's later cells see the earlier cells'
 counts through the remaining pulses, so nearby designs' blocks are correlated strongly, not perfectly.
 """
 
@@ -55,7 +56,8 @@ def cell_probabilities(matched, probs, gain, error_gain) -> jax.Array:
 
 
 def binomial_quantile(u, trials, p) -> jax.Array:
-    """The Binomial(``trials``, ``p``) count at uniform ``u`` in (0, 1), nondecreasing in ``u``, ``p`` and ``trials``.
+    """The Binomial(``trials``, ``p``) count at uniform ``u`` in (0, 1), nondecreasing in ``u`` (and in ``p`` and
+    ``trials`` within each branch).
 
     Draws the rarer outcome (``p > 1/2``: ``trials - Binomial(trials, 1 - p)`` at ``1 - u``) so the mean that picks
     the method is the smaller one.
