@@ -24,7 +24,7 @@ from timing import device_line, timed
 
 from qkdjax.montecarlo.fluctuations import sample_multinomial
 from qkdjax.montecarlo.uniforms import stream_uniforms
-from qkdjax.network.availability import Reliability, duration_laws, open_uniform, standard_variates
+from qkdjax.network.availability import Reliability, duration_laws, standard_variates
 from qkdjax.physics.satellite import Fading, faded_transmittance
 
 CELLS = np.array([3e-3, 1e-4, 2e-5, 5e-5, 1e-6, 3e-7] * 2) * 0.25
@@ -80,7 +80,7 @@ def main() -> None:
     print(f"{'':>22}  = {12 * args.blocks / seconds:.3e} sampled cells/s")
 
     n = args.samples
-    fading = jax.jit(lambda key: faded_transmittance(stream_uniforms(key, 2 * n).reshape(2, n), FADING))
+    fading = jax.jit(lambda key: faded_transmittance(stream_uniforms(key, (2, n)), FADING))
 
     def numpy_fading():
         miss_squared = 2 * FADING.miss_sigma_m**2 * rng.standard_exponential(n)
@@ -97,7 +97,7 @@ def main() -> None:
     reliability = Reliability(mtbf_h=MTBF_H, failure_shape=SHAPE, mttr_h=MTTR_H, repair_log_sigma=LOG_SIGMA)
     reliability = jax.tree.map(lambda value: jnp.asarray([value]), reliability)
     laws = duration_laws(reliability)  # [0] time to failure, [1] time to repair, each shaped [1]
-    durations = jax.jit(lambda key: laws.duration_h(*standard_variates(open_uniform(key, (2, n // 2)))))  # [law, n/2]
+    durations = jax.jit(lambda key: laws.duration_h(*standard_variates(stream_uniforms(key, (2, n // 2)))))  # [law, n/2]
 
     def numpy_durations():
         eta = float(laws.scale_h[0, 0])

@@ -49,7 +49,7 @@ def qkdjax_fading(params, statistics, key, samples):
     """Pass-averaged gains and error gains [passes, samples, intensity] from faded transmittances."""
 
     def one_sample(pass_statistics, sample_key):
-        uniforms = stream_uniforms(sample_key, 2 * PASS_TIME_STEPS).reshape(2, PASS_TIME_STEPS)
+        uniforms = stream_uniforms(sample_key, (2, PASS_TIME_STEPS))
         channels = satellite.faded_transmittance(uniforms, pass_statistics)
         gain, error_gain, *_ = jax.vmap(lambda channel: detection_statistics(params, channel))(channels)
         return gain.mean(0), error_gain.mean(0)

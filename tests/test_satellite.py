@@ -77,7 +77,7 @@ def link_params(**values):
 @pytest.mark.device
 def test_faded_transmittance_averages_to_the_mean_budget(elevation_deg, turbulence):
     link = link_params(**{"link.pointing_jitter_urad": 1.0, "link.ground_cn2_m_minus_2_3": turbulence})
-    uniforms = stream_uniforms(jax.random.key(3), 2 * 200_000).reshape(2, -1)
+    uniforms = stream_uniforms(jax.random.key(3), (2, 200_000))
     statistics = satellite.fading(link, elevation_deg)
     samples = np.asarray(satellite.faded_transmittance(uniforms, statistics))
     mean = float(satellite.mean_transmittance(link, elevation_deg))

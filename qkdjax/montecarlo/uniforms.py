@@ -12,6 +12,8 @@ pair of keys. Costs ~2 ns per uniform against ~10 ns for ``jax.random.uniform`` 
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,8 +35,10 @@ def key_seed(key) -> jax.Array:
     return jax.lax.reduce(pairs, np.uint64(0), jax.lax.bitwise_xor, (pairs.ndim - 1,))
 
 
-def stream_uniforms(key, count: int) -> jax.Array:
-    """``count`` uniforms on the 2^-53 grid strictly inside (0, 1) (midpoints: ``log(u)``, ``ndtri(u)`` finite)."""
-    steps = jnp.arange(1, count + 1, dtype=jnp.uint64) * GOLDEN_GAMMA
-    bits = mix64(key_seed(key)[..., None] + steps)
-    return ((bits >> np.uint64(11)).astype(jnp.float64) + 0.5) * 2.0**-53
+def stream_uniforms(key, shape: int | tuple[int, ...]) -> jax.Array:
+    """Uniforms of ``shape`` (the stream's first words, in C order) on the 2^-53 grid strictly inside (0, 1)
+    (midpoints: ``log(u)``, ``log1p(-u)``, ``ndtri(u)`` stay finite)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    steps = jnp.arange(1, math.prod(shape) + 1, dtype=jnp.uint64) * GOLDEN_GAMMA
+    bits = mix64(key_seed(key) + steps)
+    return (((bits >> np.uint64(11)).astype(jnp.float64) + 0.5) * 2.0**-53).reshape(shape)

@@ -65,7 +65,6 @@ paths) share the start draws of the components they have in common but not their
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -143,11 +142,6 @@ class _Tally(NamedTuple):
     first_starved_step: jax.Array
 
 
-def open_uniform(key, shape=()) -> jax.Array:
-    """Uniforms strictly inside (0, 1) (``log1p(-u)`` and ``ndtri(u)`` stay finite), ``qkdjax.montecarlo.uniforms``."""
-    return stream_uniforms(key, math.prod(shape)).reshape(shape)
-
-
 def weibull_scale_h(r: Reliability) -> jax.Array:
     """Scale ``eta`` of the Weibull law of mean MTBF: ``MTBF = eta Gamma(1 + 1/k)``."""
     return r.mtbf_h / jnp.exp(gammaln(1.0 + 1.0 / r.failure_shape))
@@ -188,7 +182,7 @@ def duration_laws(r: Reliability) -> _Law:
 
 def stationary_components(key, r: Reliability) -> _Components:
     """States and times left drawn from the equilibrium of each component's alternating renewal process."""
-    u_state, u_left, *u_gamma = open_uniform(key, (3 + 2 * _GAMMA_CANDIDATES, *r.mtbf_h.shape))
+    u_state, u_left, *u_gamma = stream_uniforms(key, (3 + 2 * _GAMMA_CANDIDATES, *r.mtbf_h.shape))
     up = u_state * (1.0 + r.mttr_h / r.mtbf_h) < 1.0  # P(up) = MTBF / (MTBF + MTTR), also for MTBF = inf
     k, sigma = r.failure_shape, r.repair_log_sigma
     g = gamma_variate(jnp.where(up, 1.0 + 1.0 / k, 2.0), jnp.stack(u_gamma[1:]))
@@ -214,7 +208,7 @@ def gamma_variate(shape, u) -> jax.Array:
 def new_components(key, laws: _Law) -> _Components:
     """All components up and just repaired."""
     failure = jax.tree.map(lambda field: field[0], laws)
-    variates = standard_variates(open_uniform(key, failure.scale_h.shape))
+    variates = standard_variates(stream_uniforms(key, failure.scale_h.shape))
     return _Components(jnp.ones(failure.scale_h.shape, bool), failure.duration_h(*variates))
 
 
@@ -260,7 +254,7 @@ def scan_steps(step, carry, step_key, n_steps: int):
 
     def steps(carry, j):
         """``chunk`` steps. Their uniforms, logs and normal quantiles in one go: 1.3x faster than step by step."""
-        variates = standard_variates(open_uniform(jax.random.fold_in(step_key, j), (chunk,)))
+        variates = standard_variates(stream_uniforms(jax.random.fold_in(step_key, j), (chunk,)))
         return jax.lax.scan(step, carry, (j * chunk + jnp.arange(chunk, dtype=jnp.int32), variates))[0], None
 
     return jax.lax.scan(steps, carry, jnp.arange(n_steps // chunk, dtype=jnp.int32))[0]

@@ -117,7 +117,7 @@ def double_pass_montecarlo_metrics(p, key, trials: int, one: DoublePass) -> dict
 
     def one_pass(t):
         fading_key, counts_key = trial_stream(key, t, FADING_STREAM), trial_stream(key, t, COUNTS_STREAM)
-        uniforms = stream_uniforms(fading_key, 2 * 2 * PASS_TIME_STEPS).reshape(2, 2, PASS_TIME_STEPS)
+        uniforms = stream_uniforms(fading_key, (2, 2, PASS_TIME_STEPS))
         arms = satellite.faded_transmittance(uniforms, fading) * extra[:, None]
         pulses, statistics = pass_statistics(p, arms, one.step_s)
         return p.protocol.sampled_block_key(p, counts_key, jnp.round(pulses), statistics)

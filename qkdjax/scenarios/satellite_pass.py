@@ -153,7 +153,7 @@ def pass_montecarlo_metrics(p, key, trials: int, one: Pass) -> dict:
 
     def one_pass(t):
         fading_key, counts_key = trial_stream(key, t, FADING_STREAM), trial_stream(key, t, COUNTS_STREAM)
-        uniforms = stream_uniforms(fading_key, 2 * elevation_deg.size).reshape(2, *elevation_deg.shape)
+        uniforms = stream_uniforms(fading_key, (2, *elevation_deg.shape))
         channels = satellite.faded_transmittance(uniforms, fading)
         pulses, statistics = pass_block(p, channels, step_s)
         return p.protocol.sampled_block_key(p, counts_key, jnp.round(pulses), statistics)
