@@ -35,10 +35,23 @@ def key_seed(key) -> jax.Array:
     return jax.lax.reduce(pairs, np.uint64(0), jax.lax.bitwise_xor, (pairs.ndim - 1,))
 
 
+def unit_interval(bits) -> jax.Array:
+    """A word's top 53 bits as a uniform on the 2^-53 grid strictly inside (0, 1) (midpoints: ``log(u)``,
+    ``log1p(-u)``, ``ndtri(u)`` stay finite)."""
+    return ((bits >> np.uint64(11)).astype(jnp.float64) + 0.5) * 2.0**-53
+
+
 def stream_uniforms(key, shape: int | tuple[int, ...]) -> jax.Array:
-    """Uniforms of ``shape`` (the stream's first words, in C order) on the 2^-53 grid strictly inside (0, 1)
-    (midpoints: ``log(u)``, ``log1p(-u)``, ``ndtri(u)`` stay finite)."""
+    """Uniforms of ``shape``: the stream's first words, in C order."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     steps = jnp.arange(1, math.prod(shape) + 1, dtype=jnp.uint64) * GOLDEN_GAMMA
-    bits = mix64(key_seed(key) + steps)
-    return (((bits >> np.uint64(11)).astype(jnp.float64) + 0.5) * 2.0**-53).reshape(shape)
+    return unit_interval(mix64(key_seed(key) + steps)).reshape(shape)
+
+
+def next_uniform(state) -> tuple[jax.Array, jax.Array]:
+    """``(state, u)``: the stream's next uniform, from ``state = key_seed(key)`` before the first word.
+
+    For loops that draw one uniform a step (the values of :func:`stream_uniforms`, in order): the word is made
+    where it is used, not read from an array made beforehand."""
+    state = state + GOLDEN_GAMMA
+    return state, unit_interval(mix64(state))
