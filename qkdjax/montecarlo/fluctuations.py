@@ -94,8 +94,11 @@ def _cornish_fisher(u, trials, q, mean) -> jax.Array:
     return jnp.clip(jnp.floor(mean + sd * (z + skewness * (z * z - 1.0) / 6.0) + 0.5), 0.0, trials)
 
 
-def sample_multinomial(key, total, cell_probs) -> jax.Array:
-    """Counts of ``total`` trials in cells of probabilities ``cell_probs`` (summing to <= 1; the rest is unobserved)."""
+def sample_multinomial(key, total, cell_probs, quantile=binomial_quantile) -> jax.Array:
+    """Counts of ``total`` trials in cells of probabilities ``cell_probs`` (summing to <= 1; the rest is unobserved).
+
+    ``quantile(u, trials, p)`` draws each conditional binomial; ``benchmarks/bench_samplers.py`` swaps in one
+    branch, or none, to measure what the loop and each branch cost."""
     flat = cell_probs.ravel()
     mass_before = jnp.concatenate([jnp.zeros(1), jnp.cumsum(flat)[:-1]])
     conditional = jnp.clip(flat / jnp.maximum(1.0 - mass_before, 1e-300), 0.0, 1.0)
@@ -103,7 +106,7 @@ def sample_multinomial(key, total, cell_probs) -> jax.Array:
     def draw(carry, p):
         remaining, state = carry
         state, u = next_uniform(state)
-        count = binomial_quantile(u, remaining, p)
+        count = quantile(u, remaining, p)
         return (remaining - count, state), count
 
     # A loop over the cells, not unrolled: one cell's code compiles (0.4 s, against 2.4 s unrolled), and each pass
