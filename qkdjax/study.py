@@ -104,12 +104,13 @@ class Study:
     def types(self) -> dict[str, str | None]:
         return {group: self.static.get(f"{group}.type") for group in parameters.GROUPS}
 
-    def optimised(self, p: parameters.StudyParams, margin_per_pulse, key_rate) -> tuple[parameters.StudyParams, dict]:
-        """``p`` with the optimiser's parameters (``p`` itself without an optimiser) and the ``opt.*`` answers."""
+    def optimised(self, p: parameters.StudyParams, margin_per_pulse, evaluate) -> tuple[parameters.StudyParams, dict, Any]:
+        """``p`` with the optimiser's parameters (``p`` itself without an optimiser), the ``opt.*`` answers, and
+        the outcome of ``evaluate(p) -> (key_rate, outcome)`` there (``optimize.optimise``)."""
         if self.optimizer is None:
-            return p, {}
-        optimum = optimize.optimise(p, self.optimizer, margin_per_pulse, key_rate)
-        return optimum.params, optimize.answers(optimum)
+            return p, {}, evaluate(p)[1]
+        optimum = optimize.optimise(p, self.optimizer, margin_per_pulse, evaluate)
+        return optimum.params, optimize.answers(optimum), optimum.outcome
 
     @property
     def evaluations_per_point(self) -> int:

@@ -47,8 +47,11 @@ def test_gys_optimal_signal_intensity_is_the_published_one(gys):
 @pytest.mark.parametrize("which", ["gys", "lim"])
 def test_optimised_rates_are_never_below_the_fixed_ones(which, request):
     optimised, fixed = request.getfixturevalue(which)
-    np.testing.assert_array_equal(optimised["opt.initial_key_rate"], fixed.key_rate)
-    assert np.all(optimised.key_rate >= fixed.key_rate)
+    # The optimiser rates the configured point in one call with its candidates (so that comparison is exact); the
+    # fixed run is another program: the same rate to rounding.
+    np.testing.assert_allclose(optimised["opt.initial_key_rate"], fixed.key_rate, rtol=1e-13)
+    assert np.all(optimised.key_rate >= optimised["opt.initial_key_rate"])
+    assert np.all(optimised.key_rate >= fixed.key_rate * (1 - 1e-13))
     assert np.all(np.isfinite(optimised.key_rate)) and np.all(optimised.key_rate_per_pulse <= optimised.plob_bound_per_pulse)
     assert float((optimised.key_rate > fixed.key_rate).mean()) > 0.5  # and better at most points
 

@@ -48,7 +48,7 @@ def hop_key_rate(p, hop_link, overrides=(), optimizer: optimize.Optimizer | None
     loss_db = hop_link.loss_db()
     if optimizer is None:
         return {"key_rate": hop.protocol.key_rate(hop), "loss_db": loss_db}
-    optimum = optimize.optimise(hop, optimizer, point.margin_per_pulse, point.key_rate)
+    optimum = optimize.optimise(hop, optimizer, point.margin_per_pulse, optimize.rate_only(point.key_rate))
     return {"key_rate": optimum.key_rate, "loss_db": loss_db, **optimize.answers(optimum)}
 
 

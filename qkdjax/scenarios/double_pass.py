@@ -74,19 +74,19 @@ def _margin_per_pulse(p):
     return safe_divide(one.key.length_margin, one.pulses)
 
 
-def _key_rate(p):
+def _evaluate(p) -> tuple[jax.Array, DoublePass]:
+    """The key rate over the double pass and the pass (``optimize.optimise``'s ``evaluate``)."""
     one = configured_pass(p)
-    return safe_divide(one.key.key_length / p.link.passes_per_block, one.step_s * PASS_TIME_STEPS)
+    return safe_divide(one.key.key_length / p.link.passes_per_block, one.step_s * PASS_TIME_STEPS), one
 
 
-def double_pass_metrics(p) -> tuple[dict, DoublePass]:
-    one = configured_pass(p)
+def double_pass_metrics(p, one: DoublePass) -> dict:
     key, duration_s = one.key, one.step_s * PASS_TIME_STEPS
     per_pass = key.key_length / p.link.passes_per_block
     arms = 10.0 ** (-one.loss_db / 10.0)
     two_photon_db = jnp.sum(one.loss_db, axis=0)
     per_day = p.link.passes_per_day * p.link.cloud_free_prob * per_pass
-    metrics = {
+    return {
         "key_per_pass": per_pass,
         "key_rate": safe_divide(per_pass, duration_s),
         "key_rate_per_pulse": safe_divide(key.key_length, one.pulses),
@@ -105,7 +105,6 @@ def double_pass_metrics(p) -> tuple[dict, DoublePass]:
         "trusted_nodes": jnp.zeros(()),
         "untrusted_relays": jnp.ones(()),
     }
-    return metrics, one
 
 
 def double_pass_montecarlo_metrics(p, key, trials: int, one: DoublePass) -> dict:
@@ -142,6 +141,5 @@ class DoublePassStudy(PassStudy):
         return max(self.trials, 1) * 2 * PASS_TIME_STEPS
 
     def __call__(self, values, key):
-        p, answers = self.optimised(self.params(values), _margin_per_pulse, _key_rate)
-        metrics, one = double_pass_metrics(p)
-        return metrics | answers | (double_pass_montecarlo_metrics(p, key, self.trials, one) if self.trials else {})
+        p, answers, one = self.optimised(self.params(values), _margin_per_pulse, _evaluate)
+        return double_pass_metrics(p, one) | answers | (double_pass_montecarlo_metrics(p, key, self.trials, one) if self.trials else {})

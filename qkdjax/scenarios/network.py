@@ -250,7 +250,7 @@ class NetworkStudy(Study):
                 p = parameters.build_params({**inherited, **own, **own_static})
                 if optimizer is None:
                     return p.protocol.key_rate(p)
-                return optimize.optimise(p, optimizer, point.margin_per_pulse, point.key_rate).key_rate
+                return optimize.optimise(p, optimizer, point.margin_per_pulse, optimize.rate_only(point.key_rate)).key_rate
 
             rates = rates.at[group.indices].set(jax.vmap(one)(group.link_values(values)))
         return rates

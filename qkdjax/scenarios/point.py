@@ -20,6 +20,12 @@ def key_rate(p):
     return p.protocol.key_rate(p)
 
 
+def evaluate(p):
+    """The key rate and the protocol's ``(metrics, block)`` at one point."""
+    metrics, block = p.protocol.metrics(p)
+    return metrics["key_rate"], (metrics, block)
+
+
 class PointStudy(Study):
     """Asymptotic key rates, or finite-key blocks with the expected counts when the protocol's finite-key field is
     set, with ``trials`` Monte Carlo blocks per point when ``trials > 0``; the link may add metrics of its own
@@ -61,10 +67,9 @@ class PointStudy(Study):
         return outputs
 
     def __call__(self, values, key):
-        p, answers = self.optimised(self.params(values), margin_per_pulse, key_rate)
+        p, answers, (metrics, block) = self.optimised(self.params(values), margin_per_pulse, evaluate)
         if self.inverse is not None:
             answers |= optimize.answer(p, self.inverse, self.optimizer, margin_per_pulse, key_rate)
-        metrics, block = p.protocol.metrics(p)
         if self.trials:
             metrics |= p.protocol.sample_metrics(p, key, self.trials, self.keep_trials, block)
         metrics |= answers

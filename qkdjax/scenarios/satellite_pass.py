@@ -113,17 +113,18 @@ def _margin_per_pulse(p):
     return one.key.length_margin / one.pulses
 
 
-def _key_rate(p):
+def _evaluate(p) -> tuple[jax.Array, Pass]:
+    """The key rate over the pass and the pass (``optimize.optimise``'s ``evaluate``)."""
     one = configured_pass(p)
-    return safe_divide(one.key.key_length, one.duration_s)
+    return safe_divide(one.key.key_length, one.duration_s), one
 
 
-def pass_metrics(p) -> tuple[dict, Pass]:
-    """Cube variables of one pass peaking at ``link.max_elevation_deg``, with the mean transmittance per step."""
-    one = configured_pass(p)
+def pass_metrics(p, one: Pass) -> dict:
+    """Cube variables of one pass peaking at ``link.max_elevation_deg`` (``one``, its ``configured_pass``),
+    with the mean transmittance per step."""
     key, pulses = one.key, one.pulses
     per_day, passes = key_per_day(p, one.table)
-    metrics = {
+    return {
         "key_per_pass": key.key_length,
         "key_rate": safe_divide(key.key_length, one.duration_s),
         "key_rate_per_pulse": safe_divide(key.key_length, pulses),
@@ -137,7 +138,6 @@ def pass_metrics(p) -> tuple[dict, Pass]:
         "key_per_day": per_day,
         "key_per_year": 365.25 * per_day,
     }
-    return metrics, one
 
 
 def pass_montecarlo_metrics(p, key, trials: int, one: Pass) -> dict:
@@ -193,9 +193,8 @@ class PassStudy(Study):
         return max(self.trials, 1) * PASS_TIME_STEPS
 
     def __call__(self, values, key):
-        p, answers = self.optimised(self.params(values), _margin_per_pulse, _key_rate)
-        metrics, one = pass_metrics(p)
-        return metrics | answers | (pass_montecarlo_metrics(p, key, self.trials, one) if self.trials else {})
+        p, answers, one = self.optimised(self.params(values), _margin_per_pulse, _evaluate)
+        return pass_metrics(p, one) | answers | (pass_montecarlo_metrics(p, key, self.trials, one) if self.trials else {})
 
 
 RELAY_OUTPUTS: Mapping[str, Output] = {
@@ -240,8 +239,8 @@ class RelayPassStudy(PassStudy):
         p = self.params(values)
         stations = []
         for latitude_deg in (p.link.alice_latitude_deg, p.link.bob_latitude_deg):
-            station, _ = self.optimised(p._replace(link=p.link.station_downlink(latitude_deg)), _margin_per_pulse, _key_rate)
-            stations.append(pass_metrics(station)[0])
+            station, _, one = self.optimised(p._replace(link=p.link.station_downlink(latitude_deg)), _margin_per_pulse, _evaluate)
+            stations.append(pass_metrics(station, one))
         alice, bob = stations
         return {
             "key_per_year": jnp.minimum(alice["key_per_year"], bob["key_per_year"]),
