@@ -141,6 +141,20 @@ def test_lim_optimum_agrees_with_a_dense_grid_search(lim, distance, block_size):
     assert found == pytest.approx(searched, rel=5e-3)
 
 
+@pytest.mark.parametrize(("distance", "block_size"), [(50.0, 1e5), (150.0, 1e9)])
+def test_optimised_point_reports_the_metrics_of_its_own_parameters(lim, distance, block_size):
+    """Every metric at an optimised point is what a fixed run at the optimised parameters gives (the optimiser
+    keeps the outcome of the candidate it picks: a wrong index would show here)."""
+    optimised, _ = lim
+    point = optimised.sel({"link.distance_km": distance, "protocol.block_size": block_size})
+    found = [f"{name}={float(point[f'opt.{name}'])!r}" for name in LIM_OPTIMISED]
+    fixed = qkdjax.run("sweep=lim_2014", f"link.distance_km=[{distance}]", f"protocol.block_size=[{block_size}]",
+                       "optimize.enabled=false", *found).squeeze()  # fmt: skip
+    assert float(fixed.key_rate) > float(point["opt.initial_key_rate"])
+    for name in fixed.data_vars:
+        np.testing.assert_allclose(point[name].values, fixed[name].values, rtol=1e-12, err_msg=name)
+
+
 BB84 = study_classes({})
 
 
