@@ -20,7 +20,7 @@ Each binomial is the quantile of one uniform (:func:`binomial_quantile`):
   approximation is invisible below ~1e5 trials and shrinks wherever counts are large, which is where a block's
   key is decided. ``z`` is computed in float32 (a Kolmogorov error below ``sup |z phi(z)| 2^-24 ~ 1e-8``).
 
-This costs ~30-40 ns a cell on a 2-core CPU, against ~50-85 ns for NumPy's exact ``Generator.multinomial`` and
+This costs ~27-30 ns a cell on a 2-core CPU, against ~50-85 ns for NumPy's exact ``Generator.multinomial`` and
 ~2 us for ``jax.random.binomial``'s rejection loops under ``vmap`` (``benchmarks/bench_samplers.py``).
 
 Common random numbers. Cell ``i`` draws uniform ``i`` of the key's stream (``qkdjax.montecarlo.uniforms``), and
